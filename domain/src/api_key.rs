@@ -1,0 +1,319 @@
+//! API keys: `cai_` + 43 base62 characters (256 bits), stored only as their SHA-256 digest.
+//!
+//! Keys are high-entropy random strings, so a fast hash is as safe as bcrypt here and costs
+//! nothing per request (the reference system ran bcrypt on every call). Verified keys are kept
+//! in a small per-process cache for [`CACHE_TTL`]; creating or revoking a key notifies
+//! [`crate::notify::API_KEY_CHANGED`] and every process drops its cache, so a revocation is in
+//! force at once and no request writes to the database to be authenticated.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use rand::{Rng, distr::Alphanumeric};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+use crate::alert::{Source, UnknownValue};
+use crate::store;
+
+/// Every key starts with this.
+pub const KEY_PREFIX: &str = "cai_";
+/// Random characters after [`KEY_PREFIX`]: 43 × log2(62) ≈ 256 bits.
+const KEY_RANDOM_CHARS: usize = 43;
+/// How many characters of a key are stored in clear to name it in listings.
+const VISIBLE_PREFIX_CHARS: usize = KEY_PREFIX.len() + 8;
+/// How long a verified key is trusted without asking the database again, should a
+/// notification be missed (the listener reconnecting, say).
+pub const CACHE_TTL: Duration = Duration::from_secs(30);
+/// Upper bound on cached keys, so random bearer tokens cannot grow memory.
+const CACHE_CAPACITY: usize = 10_000;
+
+/// What a key may do. `admin` implies every other scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Scope {
+    #[serde(rename = "alerts:read")]
+    AlertsRead,
+    #[serde(rename = "alerts:write")]
+    AlertsWrite,
+    #[serde(rename = "enrichments:read")]
+    EnrichmentsRead,
+    #[serde(rename = "agents:read")]
+    AgentsRead,
+    #[serde(rename = "agents:write")]
+    AgentsWrite,
+    #[serde(rename = "admin")]
+    Admin,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 6] = [
+        Scope::AlertsRead,
+        Scope::AlertsWrite,
+        Scope::EnrichmentsRead,
+        Scope::AgentsRead,
+        Scope::AgentsWrite,
+        Scope::Admin,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::AlertsRead => "alerts:read",
+            Scope::AlertsWrite => "alerts:write",
+            Scope::EnrichmentsRead => "enrichments:read",
+            Scope::AgentsRead => "agents:read",
+            Scope::AgentsWrite => "agents:write",
+            Scope::Admin => "admin",
+        }
+    }
+}
+
+impl FromStr for Scope {
+    type Err = UnknownValue;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Scope::ALL
+            .into_iter()
+            .find(|scope| scope.as_str() == s)
+            .ok_or_else(|| UnknownValue { what: "scope", value: s.to_owned() })
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether a key belongs to a person or to an automated agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyType {
+    Human,
+    Agent,
+}
+
+impl KeyType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyType::Human => "human",
+            KeyType::Agent => "agent",
+        }
+    }
+}
+
+impl FromStr for KeyType {
+    type Err = UnknownValue;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "human" => Ok(KeyType::Human),
+            "agent" => Ok(KeyType::Agent),
+            _ => Err(UnknownValue { what: "key type", value: s.to_owned() }),
+        }
+    }
+}
+
+/// The caller behind a verified key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub api_key_id: Uuid,
+    pub name: String,
+    pub prefix: String,
+    pub scopes: Vec<Scope>,
+    pub key_type: KeyType,
+    /// `None`: the key may ingest into every source.
+    pub allowed_sources: Option<Vec<Source>>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl Principal {
+    pub fn has_scope(&self, scope: Scope) -> bool {
+        self.scopes.iter().any(|&held| held == scope || held == Scope::Admin)
+    }
+
+    pub fn may_ingest_into(&self, source: Source) -> bool {
+        self.allowed_sources.as_ref().is_none_or(|allowed| allowed.contains(&source))
+    }
+
+    fn is_expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_some_and(|expires_at| expires_at <= now)
+    }
+}
+
+/// Why a presented key was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("no API key was presented")]
+    Missing,
+    #[error("the API key is not valid")]
+    Invalid,
+    #[error("the API key has expired")]
+    Expired,
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// A new key's settings.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    pub key_type: KeyType,
+    pub allowed_sources: Option<Vec<Source>>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Why a key could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateKeyError {
+    #[error("a key needs a name")]
+    BlankName,
+    #[error("a key needs at least one scope")]
+    NoScopes,
+    #[error("expires_at is in the past")]
+    ExpiresInPast,
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// Creates a key and returns it with its plaintext, which is never stored or shown again.
+pub async fn create(db: &PgPool, new: &NewKey) -> Result<(Principal, String), CreateKeyError> {
+    if new.name.trim().is_empty() {
+        return Err(CreateKeyError::BlankName);
+    }
+    if new.scopes.is_empty() {
+        return Err(CreateKeyError::NoScopes);
+    }
+    if new.expires_at.is_some_and(|at| at <= Utc::now()) {
+        return Err(CreateKeyError::ExpiresInPast);
+    }
+    let plaintext = generate();
+    let prefix = plaintext[..VISIBLE_PREFIX_CHARS].to_owned();
+    let api_key_id = store::api_key::insert(db, new, &prefix, &digest(&plaintext)).await?;
+    let principal = Principal {
+        api_key_id,
+        name: new.name.trim().to_owned(),
+        prefix,
+        scopes: new.scopes.clone(),
+        key_type: new.key_type,
+        allowed_sources: new.allowed_sources.clone(),
+        expires_at: new.expires_at,
+    };
+    Ok((principal, plaintext))
+}
+
+fn generate() -> String {
+    let random: String =
+        rand::rng().sample_iter(&Alphanumeric).take(KEY_RANDOM_CHARS).map(char::from).collect();
+    format!("{KEY_PREFIX}{random}")
+}
+
+fn digest(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+/// Verified keys by digest, with the time each was read from the database.
+#[derive(Debug, Default)]
+pub struct KeyCache {
+    entries: Mutex<HashMap<[u8; 32], (Principal, Instant)>>,
+}
+
+impl KeyCache {
+    /// Resolves a presented key to its principal: from the cache when it is fresh, else from
+    /// the database (one indexed read by digest). Expiry is checked on every call.
+    pub async fn verify(&self, db: &PgPool, presented: &str) -> Result<Principal, AuthError> {
+        if !presented.starts_with(KEY_PREFIX) {
+            return Err(AuthError::Invalid);
+        }
+        let digest = digest(presented);
+        let principal = match self.cached(&digest) {
+            Some(principal) => principal,
+            None => {
+                let (principal, stored_digest) =
+                    store::api_key::find_active(db, &digest).await?.ok_or(AuthError::Invalid)?;
+                // The row was found by digest; comparing in constant time as well keeps the
+                // check honest should the lookup ever change to something looser.
+                if !bool::from(stored_digest.as_slice().ct_eq(&digest)) {
+                    return Err(AuthError::Invalid);
+                }
+                self.insert(digest, principal.clone());
+                principal
+            }
+        };
+        if principal.is_expired(Utc::now()) {
+            return Err(AuthError::Expired);
+        }
+        Ok(principal)
+    }
+
+    /// Forgets every verified key; called when any key changes anywhere.
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
+    fn cached(&self, digest: &[u8; 32]) -> Option<Principal> {
+        let entries = self.lock();
+        let (principal, loaded_at) = entries.get(digest)?;
+        (loaded_at.elapsed() < CACHE_TTL).then(|| principal.clone())
+    }
+
+    fn insert(&self, digest: [u8; 32], principal: Principal) {
+        let mut entries = self.lock();
+        if entries.len() >= CACHE_CAPACITY {
+            entries.retain(|_, (_, loaded_at)| loaded_at.elapsed() < CACHE_TTL);
+            if entries.len() >= CACHE_CAPACITY {
+                entries.clear();
+            }
+        }
+        entries.insert(digest, (principal, Instant::now()));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], (Principal, Instant)>> {
+        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Revokes the key whose visible prefix is `prefix`. Returns whether a live key was revoked.
+pub async fn revoke(db: &PgPool, prefix: &str) -> Result<bool, sqlx::Error> {
+    store::api_key::revoke(db, prefix).await
+}
+
+/// Every key, newest first, for listings. Digests are never returned.
+pub async fn list(db: &PgPool) -> Result<Vec<store::api_key::KeyListing>, sqlx::Error> {
+    store::api_key::list(db).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_are_prefixed_base62_and_distinct() {
+        let key = generate();
+        assert!(key.starts_with("cai_"));
+        assert_eq!(key.len(), 4 + 43);
+        assert!(key[4..].chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(generate(), key);
+    }
+
+    #[test]
+    fn admin_scope_implies_every_other_scope() {
+        let principal = Principal {
+            api_key_id: Uuid::nil(),
+            name: "ops".into(),
+            prefix: "cai_12345678".into(),
+            scopes: vec![Scope::Admin],
+            key_type: KeyType::Human,
+            allowed_sources: None,
+            expires_at: None,
+        };
+        assert!(Scope::ALL.iter().all(|&scope| principal.has_scope(scope)));
+    }
+}

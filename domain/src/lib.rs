@@ -1,0 +1,29 @@
+//! alertgraph's domain: the alert pipeline stages and every SQL statement the product runs.
+//!
+//! The modules follow the pipeline: [`ingest`] accepts a raw SIEM payload (via [`normalize`] and
+//! [`indicator`]), [`enrich`] is the first stage the worker runs, and [`store`] holds the SQL,
+//! one file per aggregate. This crate knows nothing of HTTP, GraphQL or MCP: the `server` and
+//! `worker` crates translate their inputs into calls here.
+
+pub mod alert;
+pub mod api_key;
+pub mod enrich;
+pub mod indicator;
+pub mod ingest;
+pub mod job;
+pub mod mapping;
+pub mod normalize;
+pub mod notify;
+pub mod secret;
+pub mod store;
+
+/// The schema migrations in `migrations/`, embedded at compile time.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// Brings a database up to date: applies migrations, then seeds the built-in rows that live in
+/// code (system indicator mappings), so that upgrades add new built-ins without a migration.
+pub async fn migrate(db: &sqlx::PgPool) -> Result<(), sqlx::Error> {
+    MIGRATOR.run(db).await?;
+    store::mapping::seed_system(db, normalize::SYSTEM_MAPPINGS).await?;
+    Ok(())
+}

@@ -1,0 +1,86 @@
+//! Indicator mappings as ingest uses them: a process-wide snapshot of the active system and
+//! user-defined mappings, reloaded whenever any process changes one.
+//!
+//! Ingest reads the snapshot without touching the database. Writers notify
+//! [`crate::notify::CONFIG_CHANGED`] in the writing statement; each process's listener then
+//! calls [`MappingCache::reload`], so a change is in force everywhere within moments.
+
+use std::sync::{Arc, RwLock};
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::alert::{IndicatorType, Source};
+use crate::normalize::{FieldMapping, MappingTarget};
+use crate::store;
+
+/// The active mappings, system ones first (pass 2), then user-defined ones (pass 3).
+#[derive(Debug, Default)]
+pub struct MappingCache {
+    current: RwLock<Arc<Vec<FieldMapping>>>,
+}
+
+impl MappingCache {
+    /// Loads the active mappings into a new cache.
+    pub async fn load(db: &PgPool) -> Result<Self, sqlx::Error> {
+        let cache = MappingCache::default();
+        cache.reload(db).await?;
+        Ok(cache)
+    }
+
+    /// Replaces the snapshot with what the database holds now.
+    pub async fn reload(&self, db: &PgPool) -> Result<(), sqlx::Error> {
+        let rows = store::mapping::list(db).await?;
+        let active: Vec<FieldMapping> = rows
+            .iter()
+            .filter(|row| row.is_active)
+            .filter_map(store::mapping::MappingRow::to_field_mapping)
+            .collect();
+        *self.current.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(active);
+        Ok(())
+    }
+
+    /// The snapshot in force; cheap to call on every ingest.
+    pub fn snapshot(&self) -> Arc<Vec<FieldMapping>> {
+        self.current.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+}
+
+/// Why a user-defined mapping was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum MappingError {
+    #[error("field_path must be a non-empty dot path such as `result.dest` or `Entities[].Url`")]
+    InvalidPath,
+    #[error("an identical mapping already exists")]
+    Duplicate,
+    #[error("mapping {0} does not exist or is built in")]
+    NotFound(Uuid),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// Adds a user-defined mapping (pass 3), in force in every process once they reload.
+pub async fn create(
+    db: &PgPool,
+    source: Option<Source>,
+    target: MappingTarget,
+    path: &str,
+    indicator_type: IndicatorType,
+    description: Option<&str>,
+) -> Result<Uuid, MappingError> {
+    let path = path.trim();
+    if path.is_empty() || path.starts_with('.') || path.ends_with('.') || path.contains("..") {
+        return Err(MappingError::InvalidPath);
+    }
+    let new = store::mapping::NewMapping { source, target, path, indicator_type, description };
+    store::mapping::create(db, &new).await?.ok_or(MappingError::Duplicate)
+}
+
+/// Removes a user-defined mapping.
+pub async fn delete(db: &PgPool, indicator_mapping_id: Uuid) -> Result<(), MappingError> {
+    if store::mapping::delete_custom(db, indicator_mapping_id).await? {
+        Ok(())
+    } else {
+        Err(MappingError::NotFound(indicator_mapping_id))
+    }
+}

@@ -1,0 +1,112 @@
+//! The `api_key` table. Only digests are stored; see [`crate::api_key`].
+
+use chrono::{DateTime, Utc};
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+use crate::alert::Source;
+use crate::api_key::{KeyType, NewKey, Principal, Scope};
+
+/// Inserts a key and tells every process to drop its cache of verified keys.
+pub async fn insert(
+    db: impl PgExecutor<'_>,
+    new: &NewKey,
+    prefix: &str,
+    digest: &[u8; 32],
+) -> Result<Uuid, sqlx::Error> {
+    let scopes: Vec<String> = new.scopes.iter().map(|s| s.as_str().to_owned()).collect();
+    let allowed: Option<Vec<String>> = new
+        .allowed_sources
+        .as_ref()
+        .map(|sources| sources.iter().map(|s| s.as_str().to_owned()).collect());
+    sqlx::query_scalar!(
+        r#"with created as (
+               insert into api_key (name, prefix, key_hash, scopes, key_type, allowed_sources,
+                                    expires_at)
+               values ($1, $2, $3, $4, $5, $6, $7)
+               returning api_key_id
+           )
+           select api_key_id as "id!"
+           from created, lateral (select pg_notify('alertgraph_api_key_changed', '')) as woken"#,
+        new.name.trim(),
+        prefix,
+        &digest[..],
+        &scopes,
+        new.key_type.as_str(),
+        allowed.as_deref(),
+        new.expires_at,
+    )
+    .fetch_one(db)
+    .await
+}
+
+/// The live (unrevoked) key with this digest, with the stored digest for comparison.
+pub async fn find_active(
+    db: impl PgExecutor<'_>,
+    digest: &[u8; 32],
+) -> Result<Option<(Principal, Vec<u8>)>, sqlx::Error> {
+    let row = sqlx::query!(
+        "select api_key_id, name, prefix, key_hash, scopes, key_type, allowed_sources, expires_at
+         from api_key where key_hash = $1 and revoked_at is null",
+        &digest[..],
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|row| {
+        let principal = Principal {
+            api_key_id: row.api_key_id,
+            name: row.name,
+            prefix: row.prefix,
+            // The CHECK constraint admits only known scopes and types.
+            scopes: row.scopes.iter().filter_map(|s| s.parse::<Scope>().ok()).collect(),
+            key_type: row.key_type.parse().unwrap_or(KeyType::Human),
+            allowed_sources: row
+                .allowed_sources
+                .map(|sources| sources.iter().filter_map(|s| s.parse::<Source>().ok()).collect()),
+            expires_at: row.expires_at,
+        };
+        (principal, row.key_hash)
+    }))
+}
+
+/// Revokes a live key by its visible prefix and tells every process to drop its key cache.
+pub async fn revoke(db: impl PgExecutor<'_>, prefix: &str) -> Result<bool, sqlx::Error> {
+    let revoked = sqlx::query_scalar!(
+        r#"with revoked as (
+               update api_key set revoked_at = now()
+               where prefix = $1 and revoked_at is null
+               returning api_key_id
+           )
+           select api_key_id as "id!"
+           from revoked, lateral (select pg_notify('alertgraph_api_key_changed', '')) as woken"#,
+        prefix,
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(revoked.is_some())
+}
+
+/// A key as listed: everything but its digest.
+#[derive(Debug, Clone)]
+pub struct KeyListing {
+    pub api_key_id: Uuid,
+    pub name: String,
+    pub prefix: String,
+    pub scopes: Vec<String>,
+    pub key_type: String,
+    pub allowed_sources: Option<Vec<String>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+pub async fn list(db: impl PgExecutor<'_>) -> Result<Vec<KeyListing>, sqlx::Error> {
+    sqlx::query_as!(
+        KeyListing,
+        "select api_key_id, name, prefix, scopes, key_type, allowed_sources, expires_at,
+                revoked_at, created_at
+         from api_key order by created_at desc",
+    )
+    .fetch_all(db)
+    .await
+}

@@ -1,0 +1,81 @@
+//! The `indicator` and `alert_indicator` tables: one global row per (type, value), linked to
+//! every alert it appears in.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgExecutor};
+use uuid::Uuid;
+
+use crate::alert::{IndicatorType, Malice};
+use crate::indicator::Indicator;
+
+/// Upserts `indicators` (bumping `last_seen` on those already known) and links them to the
+/// alert. Rows are written in (type, value) order, so two transactions touching overlapping
+/// indicators lock them in the same order and cannot deadlock each other.
+pub async fn upsert_and_link(
+    db: &mut PgConnection,
+    alert_id: Uuid,
+    indicators: &[Indicator],
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    if indicators.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sorted: Vec<&Indicator> = indicators.iter().collect();
+    sorted.sort();
+    sorted.dedup();
+    let kinds: Vec<String> = sorted.iter().map(|i| i.kind.as_str().to_owned()).collect();
+    let values: Vec<String> = sorted.iter().map(|i| i.value.clone()).collect();
+    let ids = sqlx::query_scalar!(
+        r#"insert into indicator (type, value)
+           select kind::indicator_type, value
+           from unnest($1::text[], $2::text[]) with ordinality as given(kind, value, position)
+           order by position
+           on conflict on constraint indicator_type_value_key
+           do update set last_seen = greatest(indicator.last_seen, excluded.last_seen)
+           returning indicator_id"#,
+        &kinds,
+        &values,
+    )
+    .fetch_all(&mut *db)
+    .await?;
+    sqlx::query!(
+        "insert into alert_indicator (alert_id, indicator_id)
+         select $1, unnest($2::uuid[])
+         on conflict on constraint alert_indicator_pkey do nothing",
+        alert_id,
+        &ids,
+    )
+    .execute(&mut *db)
+    .await?;
+    Ok(ids)
+}
+
+/// An indicator as stored.
+#[derive(Debug, Clone)]
+pub struct IndicatorRow {
+    pub indicator_id: Uuid,
+    pub kind: IndicatorType,
+    pub value: String,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    pub malice: Malice,
+    pub malice_override: Option<Malice>,
+}
+
+/// The indicators linked to an alert, ordered by (type, value).
+pub async fn for_alert(
+    db: impl PgExecutor<'_>,
+    alert_id: Uuid,
+) -> Result<Vec<IndicatorRow>, sqlx::Error> {
+    sqlx::query_as!(
+        IndicatorRow,
+        r#"select i.indicator_id, i.type as "kind: IndicatorType", i.value, i.first_seen,
+                  i.last_seen, i.malice as "malice: Malice",
+                  i.malice_override as "malice_override: Malice"
+           from alert_indicator ai join indicator i using (indicator_id)
+           where ai.alert_id = $1
+           order by i.type, i.value"#,
+        alert_id,
+    )
+    .fetch_all(db)
+    .await
+}

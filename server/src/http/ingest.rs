@@ -1,0 +1,84 @@
+//! `POST /v1/ingest/{source}`: authenticate, read the body under the size limit, hand it to
+//! `domain::ingest::accept`, answer 202 once the alert is committed.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use domain::alert::Source;
+use domain::api_key::Scope;
+use domain::ingest::{self, Submission};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::auth::Caller;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The receipt for an accepted payload (SPEC §2).
+#[derive(Debug, Serialize)]
+pub(super) struct IngestReceipt {
+    alert_id: Uuid,
+    status: &'static str,
+    duplicate_count: i32,
+}
+
+pub(super) async fn ingest(
+    State(state): State<AppState>,
+    Path(source): Path<String>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<IngestReceipt>), ApiError> {
+    caller.require(Scope::AlertsWrite)?;
+    let source: Source = source.parse().map_err(|_| ApiError::UnknownSource(source))?;
+    if !caller.0.may_ingest_into(source) {
+        return Err(ApiError::SourceNotAllowed(source.to_string()));
+    }
+    let body = read_limited(&headers, body, state.cfg.max_body_bytes).await?;
+    let signature = signature_header(source).and_then(|name| headers.get(name)?.to_str().ok());
+    let mappings = state.mappings.snapshot();
+    let submission = Submission { source, body: &body, signature, actor: &caller.0.name };
+    let accepted = ingest::accept(&state.db, &state.cfg.ingest, &mappings, submission).await?;
+    let receipt = IngestReceipt {
+        alert_id: accepted.alert_id,
+        status: if accepted.deduplicated { "deduplicated" } else { "queued" },
+        duplicate_count: accepted.duplicate_count,
+    };
+    Ok((StatusCode::ACCEPTED, Json(receipt)))
+}
+
+/// The header each source signs its webhooks with.
+fn signature_header(source: Source) -> Option<&'static str> {
+    match source {
+        Source::Sentinel => Some("x-sentinel-signature"),
+        Source::Elastic => Some("x-elastic-signature"),
+        Source::Splunk => Some("x-splunk-webhook-secret"),
+        Source::Generic => None,
+    }
+}
+
+/// Reads the whole body, refusing it as soon as it passes `limit`: up front when
+/// `Content-Length` says so, otherwise while streaming (chunked bodies).
+async fn read_limited(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<axum::body::Bytes, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|error| {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+        while let Some(current) = cause {
+            if current.is::<http_body_util::LengthLimitError>() {
+                return ApiError::PayloadTooLarge { limit };
+            }
+            cause = current.source();
+        }
+        ApiError::UnreadableBody(error.to_string())
+    })
+}

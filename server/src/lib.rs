@@ -1,0 +1,12 @@
+//! alertgraph's HTTP server: REST ingest and health today; GraphQL, MCP and the web UI join it.
+//!
+//! Handlers are thin: they turn a request into domain types, call one `domain` function and
+//! turn the result into a response. [`app`] builds the router so tests can serve it directly.
+
+pub mod error;
+pub mod http;
+pub mod listener;
+pub mod state;
+
+pub use http::app;
+pub use state::{AppState, ServerConfig};

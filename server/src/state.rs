@@ -1,0 +1,44 @@
+//! What every request handler shares: the pool, the settings, and the caches that the
+//! [`crate::listener`] keeps fresh.
+
+use std::sync::Arc;
+
+use domain::api_key::KeyCache;
+use domain::ingest::IngestSettings;
+use domain::mapping::MappingCache;
+use sqlx::PgPool;
+
+/// The server's settings, read once from the environment by the binary.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub ingest: IngestSettings,
+    /// Largest accepted request body, chunked bodies included.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig { ingest: IngestSettings::default(), max_body_bytes: 5 * 1024 * 1024 }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub db: PgPool,
+    pub cfg: Arc<ServerConfig>,
+    pub keys: Arc<KeyCache>,
+    pub mappings: Arc<MappingCache>,
+}
+
+impl AppState {
+    /// Loads the caches. Call [`crate::listener::spawn`] with the result to keep them current.
+    pub async fn new(db: PgPool, cfg: ServerConfig) -> Result<Self, sqlx::Error> {
+        let mappings = MappingCache::load(&db).await?;
+        Ok(AppState {
+            db,
+            cfg: Arc::new(cfg),
+            keys: Arc::new(KeyCache::default()),
+            mappings: Arc::new(mappings),
+        })
+    }
+}

@@ -1,0 +1,280 @@
+//! Subcommands and their configuration (SPEC §1). Every flag can also be set through the
+//! environment variable of the same name; bad values stop start-up with one sentence naming
+//! the variable.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand};
+use domain::alert::Source;
+use domain::api_key::{self, KeyType, NewKey, Scope};
+use domain::ingest::{IngestSettings, WebhookSecrets};
+use domain::secret::Secret;
+use sqlx::PgPool;
+use tokio::sync::watch;
+
+use crate::database;
+
+#[derive(Debug, Parser)]
+#[command(name = "alertgraph", version, about = "The data layer between SIEM alerts and AI agents")]
+pub(crate) struct Cli {
+    /// PostgreSQL URL. Unset: postgres://127.0.0.1:5432/alertgraph, or, for `up`, a private
+    /// cluster under ./.alertgraph/pg when nothing answers there.
+    #[arg(long, env = "DATABASE_URL", global = true)]
+    database_url: Option<String>,
+    /// Connections in the pool shared by the server and the worker of this process.
+    #[arg(long, env = "ALERTGRAPH_DB_POOL_SIZE", default_value_t = 40, global = true)]
+    db_pool_size: u32,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Apply migrations, then run the HTTP server and a worker in this process.
+    Up {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(flatten)]
+        worker: WorkerArgs,
+    },
+    /// Run the HTTP server only.
+    Serve(ServerArgs),
+    /// Run a worker only.
+    Work(WorkerArgs),
+    /// Apply migrations and exit.
+    Migrate,
+    /// Create, list and revoke API keys.
+    #[command(subcommand)]
+    ApiKey(ApiKeyCommand),
+}
+
+#[derive(Debug, Args)]
+struct ServerArgs {
+    /// Address the HTTP server listens on.
+    #[arg(long, env = "ALERTGRAPH_LISTEN", default_value = "127.0.0.1:8000")]
+    listen: SocketAddr,
+    /// Deduplication window in seconds; 0 turns deduplication off.
+    #[arg(long, env = "ALERTGRAPH_DEDUP_WINDOW_SECONDS", default_value_t = 86_400)]
+    dedup_window_seconds: u64,
+    /// Largest accepted request body in bytes.
+    #[arg(long, env = "ALERTGRAPH_MAX_BODY_BYTES", default_value_t = 5 * 1024 * 1024)]
+    max_body_bytes: usize,
+    /// HMAC key for `X-Sentinel-Signature`. Unset: Sentinel payloads are not signed.
+    #[arg(long, env = "SENTINEL_WEBHOOK_SECRET", hide_env_values = true)]
+    sentinel_webhook_secret: Option<String>,
+    /// HMAC key for `X-Elastic-Signature`. Unset: Elastic payloads are not signed.
+    #[arg(long, env = "ELASTIC_WEBHOOK_SECRET", hide_env_values = true)]
+    elastic_webhook_secret: Option<String>,
+    /// Token expected in `X-Splunk-Webhook-Secret`. Unset: Splunk payloads are not checked.
+    #[arg(long, env = "SPLUNK_WEBHOOK_SECRET", hide_env_values = true)]
+    splunk_webhook_secret: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct WorkerArgs {
+    /// Jobs one worker runs at the same time.
+    #[arg(long, env = "ALERTGRAPH_WORKER_CONCURRENCY", default_value_t = 64)]
+    worker_concurrency: usize,
+}
+
+#[derive(Debug, Subcommand)]
+enum ApiKeyCommand {
+    /// Create a key and print it once.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Comma-separated: alerts:read, alerts:write, enrichments:read, agents:read,
+        /// agents:write, admin.
+        #[arg(long, value_delimiter = ',', required = true)]
+        scopes: Vec<String>,
+        #[arg(long = "type", default_value = "human")]
+        key_type: String,
+        /// RFC 3339 time after which the key stops working.
+        #[arg(long)]
+        expires_at: Option<DateTime<Utc>>,
+        /// Comma-separated sources this key may ingest into (default: all).
+        #[arg(long, value_delimiter = ',')]
+        allowed_sources: Option<Vec<String>>,
+    },
+    /// List keys (never their secrets).
+    List,
+    /// Revoke the key with this visible prefix (as shown by `list`).
+    Revoke { prefix: String },
+}
+
+pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
+    let starts_embedded = matches!(cli.command, Command::Up { .. });
+    let (url, embedded) = database::resolve(cli.database_url.as_deref(), starts_embedded).await?;
+    let db = database::connect(&url, cli.db_pool_size).await?;
+    let result = match cli.command {
+        Command::Up { server, worker } => up(db.clone(), server, worker).await,
+        Command::Serve(server) => {
+            check_migrated(&db).await?;
+            let (stop, stopped) = watch::channel(false);
+            tokio::spawn(stop_on_signal(stop));
+            serve(db.clone(), server, stopped).await
+        }
+        Command::Work(worker) => {
+            check_migrated(&db).await?;
+            let (stop, stopped) = watch::channel(false);
+            tokio::spawn(stop_on_signal(stop));
+            work(db.clone(), worker, stopped).await
+        }
+        Command::Migrate => migrate(&db).await,
+        Command::ApiKey(command) => {
+            check_migrated(&db).await?;
+            api_key_command(&db, command).await
+        }
+    };
+    db.close().await;
+    if let Some(embedded) = embedded {
+        embedded.stop().await;
+    }
+    result
+}
+
+async fn migrate(db: &PgPool) -> anyhow::Result<()> {
+    domain::migrate(db).await.context("applying database migrations")?;
+    tracing::info!("database is up to date");
+    Ok(())
+}
+
+/// `serve`, `work` and the key commands do not migrate on their own (several replicas may
+/// start at once); they refuse to run against a database that `migrate` has not prepared.
+async fn check_migrated(db: &PgPool) -> anyhow::Result<()> {
+    let applied: Option<i64> =
+        sqlx::query_scalar("select max(version) from _sqlx_migrations where success")
+            .fetch_one(db)
+            .await
+            .unwrap_or(None);
+    let latest = domain::MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+    if applied.unwrap_or(0) < latest {
+        bail!(
+            "the database schema is not up to date; run `alertgraph migrate` (or `alertgraph up`) first"
+        );
+    }
+    Ok(())
+}
+
+async fn up(db: PgPool, server: ServerArgs, worker: WorkerArgs) -> anyhow::Result<()> {
+    migrate(&db).await?;
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(stop_on_signal(stop));
+    let serving = serve(db.clone(), server, stopped.clone());
+    let working = work(db, worker, stopped);
+    let (served, worked) = tokio::join!(serving, working);
+    served.and(worked)
+}
+
+async fn serve(db: PgPool, args: ServerArgs, stopped: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let cfg = server::ServerConfig {
+        ingest: IngestSettings {
+            dedup_window: Duration::from_secs(args.dedup_window_seconds),
+            secrets: WebhookSecrets {
+                sentinel: args.sentinel_webhook_secret.map(Secret::new),
+                elastic: args.elastic_webhook_secret.map(Secret::new),
+                splunk: args.splunk_webhook_secret.map(Secret::new),
+            },
+        },
+        max_body_bytes: args.max_body_bytes,
+    };
+    let state = server::AppState::new(db, cfg).await.context("loading server state")?;
+    server::listener::spawn(state.clone()).await.context("listening for configuration changes")?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("ALERTGRAPH_LISTEN: cannot listen on {}", args.listen))?;
+    tracing::info!(address = %args.listen, "HTTP server listening");
+    axum::serve(listener, server::app(state))
+        .with_graceful_shutdown(wait_for_stop(stopped))
+        .await
+        .context("serving HTTP")
+}
+
+async fn work(db: PgPool, args: WorkerArgs, stopped: watch::Receiver<bool>) -> anyhow::Result<()> {
+    if args.worker_concurrency == 0 {
+        bail!("ALERTGRAPH_WORKER_CONCURRENCY must be at least 1");
+    }
+    let cfg = worker::WorkerConfig { concurrency: args.worker_concurrency, ..Default::default() };
+    worker::run(db, cfg, worker::pipeline(), wait_for_stop(stopped))
+        .await
+        .context("running the worker")
+}
+
+async fn wait_for_stop(mut stopped: watch::Receiver<bool>) {
+    // An error means the sender is gone, which also means stop.
+    let _ = stopped.wait_for(|&stop| stop).await;
+}
+
+/// Turns SIGINT or SIGTERM into a stop for everything this process runs.
+async fn stop_on_signal(stop: watch::Sender<bool>) {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("stopping: finishing running work");
+    let _ = stop.send(true);
+}
+
+async fn api_key_command(db: &PgPool, command: ApiKeyCommand) -> anyhow::Result<()> {
+    match command {
+        ApiKeyCommand::Create { name, scopes, key_type, expires_at, allowed_sources } => {
+            let scopes = scopes
+                .iter()
+                .map(|scope| scope.trim().parse::<Scope>())
+                .collect::<Result<Vec<_>, _>>()
+                .context("--scopes")?;
+            let key_type: KeyType = key_type.parse().context("--type")?;
+            let allowed_sources = allowed_sources
+                .map(|sources| sources.iter().map(|s| s.trim().parse::<Source>()).collect())
+                .transpose()
+                .context("--allowed-sources")?;
+            let new = NewKey { name, scopes, key_type, allowed_sources, expires_at };
+            let (principal, plaintext) = api_key::create(db, &new).await?;
+            eprintln!(
+                "Created API key {:?} ({}). Store it now: it is shown only once.",
+                principal.name, principal.prefix
+            );
+            println!("{plaintext}");
+        }
+        ApiKeyCommand::List => {
+            println!("{:<14} {:<24} {:<7} {:<40} STATE", "PREFIX", "NAME", "TYPE", "SCOPES");
+            for key in api_key::list(db).await? {
+                let state = match (key.revoked_at, key.expires_at) {
+                    (Some(at), _) => format!("revoked {at}"),
+                    (None, Some(at)) if at <= Utc::now() => format!("expired {at}"),
+                    (None, Some(at)) => format!("active until {at}"),
+                    (None, None) => "active".to_owned(),
+                };
+                println!(
+                    "{:<14} {:<24} {:<7} {:<40} {state}",
+                    key.prefix,
+                    key.name,
+                    key.key_type,
+                    key.scopes.join(",")
+                );
+            }
+        }
+        ApiKeyCommand::Revoke { prefix } => {
+            if !api_key::revoke(db, &prefix).await? {
+                bail!("no active API key has the prefix {prefix:?}");
+            }
+            println!("revoked {prefix}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,100 @@
+//! The `alertgraph` binary as a user runs it: `api-key create`, then `up` (server and worker in
+//! one process), an alert posted over HTTP, and a clean stop on SIGTERM.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use sqlx::PgPool;
+
+use crate::helpers::{fixture, json_with_status};
+use crate::ingest_concurrency::wait_until;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_alertgraph");
+
+/// The URL of the test's own database, on the server `DATABASE_URL` names.
+fn url_of(db: &PgPool) -> String {
+    let name = db.connect_options().get_database().expect("test databases are named").to_owned();
+    let mut url =
+        url::Url::parse(&std::env::var("DATABASE_URL").expect("DATABASE_URL is set for tests"))
+            .expect("DATABASE_URL parses");
+    url.set_path(&name);
+    url.to_string()
+}
+
+fn free_address() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn alertgraph_up_accepts_an_alert_and_its_worker_enriches_it(db: PgPool) {
+    let url = url_of(&db);
+    let created = Command::new(BINARY)
+        .args([
+            "api-key",
+            "create",
+            "--name",
+            "siem",
+            "--scopes",
+            "alerts:write",
+            "--type",
+            "agent",
+        ])
+        .env("DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let key = String::from_utf8(created.stdout).unwrap().trim().to_owned();
+    assert!(key.starts_with("cai_"), "{key}");
+
+    let address = free_address();
+    let mut up = Command::new(BINARY)
+        .arg("up")
+        .env("DATABASE_URL", &url)
+        .env("ALERTGRAPH_LISTEN", address.to_string())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let mut healthy = false;
+    for _ in 0..200 {
+        if client
+            .get(format!("http://{address}/health"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            healthy = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(healthy, "alertgraph up did not become healthy");
+    let ready = client.get(format!("http://{address}/ready")).send().await.unwrap();
+    assert_eq!(json_with_status(ready, 200).await["database"], "ok");
+
+    let response = client
+        .post(format!("http://{address}/v1/ingest/elastic"))
+        .bearer_auth(&key)
+        .body(fixture("02_elastic_malware_hash.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_with_status(response, 202).await["status"], "queued");
+    wait_until(&db, "select count(*) = 1 from alert where enrichment_status = 'Enriched'").await;
+
+    let terminated = Command::new("kill").args(["-TERM", &up.id().to_string()]).status().unwrap();
+    assert!(terminated.success());
+    let status = tokio::task::spawn_blocking(move || up.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "alertgraph up exited with {status}");
+}
+
+#[test]
+fn serve_refuses_a_malformed_database_url_with_a_sentence_naming_it() {
+    let output =
+        Command::new(BINARY).arg("serve").env("DATABASE_URL", "mysql://nope").output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("DATABASE_URL"), "{stderr}");
+}

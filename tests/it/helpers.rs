@@ -1,0 +1,110 @@
+//! Shared test setup: serve the app on an ephemeral port, create keys, post payloads, run the
+//! worker until the queue is empty, and read results back.
+
+use std::net::SocketAddr;
+
+use domain::alert::Source;
+use domain::api_key::{KeyType, NewKey, Scope};
+use server::{AppState, ServerConfig};
+use sqlx::PgPool;
+
+pub(crate) struct TestApp {
+    pub(crate) address: SocketAddr,
+    pub(crate) state: AppState,
+    pub(crate) client: reqwest::Client,
+    /// A key with every scope.
+    pub(crate) admin_key: String,
+}
+
+/// Seeds the database the way `alertgraph migrate` does and serves the app on 127.0.0.1:0.
+pub(crate) async fn spawn_app(db: PgPool) -> TestApp {
+    spawn_app_with(db, ServerConfig::default()).await
+}
+
+pub(crate) async fn spawn_app_with(db: PgPool, cfg: ServerConfig) -> TestApp {
+    domain::migrate(&db).await.expect("migrating the test database");
+    let state = AppState::new(db.clone(), cfg).await.expect("loading app state");
+    server::listener::spawn(state.clone()).await.expect("starting the listener");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding a port");
+    let address = listener.local_addr().expect("local address");
+    let app = server::app(state.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let admin_key = create_key(&db, "admin", &[Scope::Admin], None).await;
+    TestApp { address, state, client: reqwest::Client::new(), admin_key }
+}
+
+pub(crate) async fn create_key(
+    db: &PgPool,
+    name: &str,
+    scopes: &[Scope],
+    sources: Option<Vec<Source>>,
+) -> String {
+    let new = NewKey {
+        name: name.into(),
+        scopes: scopes.to_vec(),
+        key_type: KeyType::Agent,
+        allowed_sources: sources,
+        expires_at: None,
+    };
+    domain::api_key::create(db, &new).await.expect("creating a key").1
+}
+
+impl TestApp {
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// Posts `body` to `/v1/ingest/{source}` with the admin key.
+    pub(crate) async fn ingest(
+        &self,
+        source: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        self.ingest_with_key(source, body, &self.admin_key).await
+    }
+
+    pub(crate) async fn ingest_with_key(
+        &self,
+        source: &str,
+        body: impl Into<reqwest::Body>,
+        key: &str,
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url(&format!("/v1/ingest/{source}")))
+            .bearer_auth(key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("sending the ingest request")
+    }
+}
+
+/// Reads a sample payload from `../shared/fixtures/alerts/`.
+pub(crate) fn fixture(name: &str) -> String {
+    let path = format!("{}/../shared/fixtures/alerts/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("reading {path}: {error}"))
+}
+
+/// Runs the production job handlers until no job is due.
+pub(crate) async fn run_worker(db: &PgPool) -> usize {
+    worker::run_until_idle(db, &worker::pipeline(), "test-worker").await.expect("running jobs")
+}
+
+pub(crate) async fn count(db: &PgPool, table: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("select count(*) from {table}")))
+        .fetch_one(db)
+        .await
+        .expect("counting rows")
+}
+
+/// Asserts the response status, showing the body when it differs.
+pub(crate) async fn json_with_status(
+    response: reqwest::Response,
+    expected: u16,
+) -> serde_json::Value {
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("reading the body");
+    assert_eq!(status, expected, "unexpected status; body: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|error| panic!("body is not JSON ({error}): {text}"))
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests: the real router served on 127.0.0.1, real HTTP, a real worker, and a fresh
+//! PostgreSQL database per test (`#[sqlx::test]`).
+
+mod cli;
+mod helpers;
+mod ingest_concurrency;
+mod ingest_errors;
+mod ingest_fixtures;
+mod queue;
