@@ -41,12 +41,14 @@ pub(crate) async fn resolve(
 ) -> anyhow::Result<(String, Option<Embedded>)> {
     if let Some(url) = configured {
         PgConnectOptions::from_str(url).context("DATABASE_URL is not a valid PostgreSQL URL")?;
-        ensure_database(url).await?;
-        return Ok((url.to_owned(), None));
+        let url = with_default_user(url);
+        ensure_database(&url).await?;
+        return Ok((url, None));
     }
     if tokio::net::TcpStream::connect("127.0.0.1:5432").await.is_ok() {
-        ensure_database(DEFAULT_URL).await?;
-        return Ok((DEFAULT_URL.to_owned(), None));
+        let url = with_default_user(DEFAULT_URL);
+        ensure_database(&url).await?;
+        return Ok((url, None));
     }
     let data_dir = std::env::current_dir()?.join(EMBEDDED_DIR);
     if !may_start_embedded {
@@ -63,6 +65,27 @@ pub(crate) async fn resolve(
     let url = embedded_url(&data_dir);
     ensure_database(&url).await?;
     Ok((url, Some(embedded)))
+}
+
+/// Fills in the user of a URL that names none, the way libpq does (`PGUSER`, else the login
+/// name); sqlx would otherwise connect as `anonymous`.
+fn with_default_user(url: &str) -> String {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return url.to_owned();
+    };
+    let has_user =
+        !parsed.username().is_empty() || parsed.query_pairs().any(|(key, _)| key == "user");
+    if has_user {
+        return url.to_owned();
+    }
+    let user = ["PGUSER", "USER", "LOGNAME"]
+        .into_iter()
+        .find_map(|name| std::env::var(name).ok().filter(|value| !value.is_empty()))
+        .unwrap_or_else(|| "postgres".to_owned());
+    if parsed.set_username(&user).is_err() {
+        return url.to_owned();
+    }
+    parsed.to_string()
 }
 
 pub(crate) async fn connect(url: &str, pool_size: u32) -> anyhow::Result<PgPool> {
@@ -216,5 +239,24 @@ fn redact(url: &str) -> String {
             parsed.to_string()
         }
         _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_without_a_user_gets_the_login_user_and_an_explicit_user_is_kept() {
+        let filled = url::Url::parse(&with_default_user(DEFAULT_URL)).unwrap();
+        assert!(!filled.username().is_empty());
+        assert_eq!(filled.path(), "/alertgraph");
+        let explicit = "postgres://alice:secret@db.internal:5433/alerts";
+        assert_eq!(with_default_user(explicit), explicit);
+    }
+
+    #[test]
+    fn passwords_are_redacted_from_messages() {
+        assert_eq!(redact("postgres://alice:secret@db:5432/x"), "postgres://alice:***@db:5432/x");
     }
 }

@@ -4,8 +4,8 @@
 //! indicators (three passes, see [`crate::normalize::extract`]), fingerprints the alert, and
 //! then, in one transaction, stores it with its raw payload and its `enrich_alert` job, or
 //! counts it as a duplicate of a recent identical alert. It returns only after the commit, so an
-//! `Accepted` alert is durable. Indicators and the detection rule are written by the job's first
-//! step rather than here: that keeps the ingest transaction to one statement.
+//! `Accepted` alert is durable; then it asks the [`JobWaker`] to wake the workers. Indicators and the detection rule are written by the job's first
+//! step rather than here: that keeps the ingest write to one statement and one round trip.
 
 use std::time::Duration;
 
@@ -19,6 +19,7 @@ use uuid::Uuid;
 use crate::alert::Source;
 use crate::job::{EnrichAlert, RuleSeed};
 use crate::normalize::{self, FieldMapping, InvalidPayload};
+use crate::notify::JobWaker;
 use crate::secret::Secret;
 use crate::store;
 
@@ -99,6 +100,7 @@ pub struct Accepted {
 #[tracing::instrument(skip_all, fields(source.name = %submission.source), err(level = "debug"))]
 pub async fn accept(
     db: &PgPool,
+    waker: &JobWaker,
     settings: &IngestSettings,
     mappings: &[FieldMapping],
     submission: Submission<'_>,
@@ -142,19 +144,17 @@ pub async fn accept(
         fingerprint: &fingerprint,
     };
 
-    let mut tx = db.begin().await?;
-    if !settings.dedup_window.is_zero() {
-        store::alert::lock_fingerprint(&mut tx, &fingerprint).await?;
-    }
     let stored = store::alert::insert_or_deduplicate(
-        &mut tx,
+        db,
         &alert,
         settings.dedup_window,
         &job_payload,
         submission.actor,
     )
     .await?;
-    tx.commit().await?;
+    if !stored.deduplicated {
+        waker.wake();
+    }
     Ok(Accepted {
         alert_id: stored.alert_id,
         deduplicated: stored.deduplicated,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use domain::api_key::KeyCache;
 use domain::ingest::IngestSettings;
 use domain::mapping::MappingCache;
+use domain::notify::JobWaker;
 use sqlx::PgPool;
 
 /// The server's settings, read once from the environment by the binary.
@@ -28,6 +29,7 @@ pub struct AppState {
     pub cfg: Arc<ServerConfig>,
     pub keys: Arc<KeyCache>,
     pub mappings: Arc<MappingCache>,
+    pub waker: Arc<JobWaker>,
 }
 
 impl AppState {
@@ -35,10 +37,11 @@ impl AppState {
     pub async fn new(db: PgPool, cfg: ServerConfig) -> Result<Self, sqlx::Error> {
         let mappings = MappingCache::load(&db).await?;
         Ok(AppState {
-            db,
+            db: db.clone(),
             cfg: Arc::new(cfg),
             keys: Arc::new(KeyCache::default()),
             mappings: Arc::new(mappings),
+            waker: JobWaker::spawn(db.clone()),
         })
     }
 }

@@ -6,6 +6,10 @@
 //! holds a lease that a heartbeat renews every third of its length. If the worker dies, the
 //! lease runs out, any worker's maintenance tick requeues the job, and the dead worker's token
 //! no longer matches, so a late completion from it is refused.
+//!
+//! Jobs whose handler did not complete them in its own transaction are completed in batches by
+//! one completer task: a commit per batch rather than per job is what lets a worker drain
+//! thousands of small jobs a second.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -20,7 +24,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use sqlx::postgres::PgListener;
 use sqlx::{PgConnection, PgPool};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 use tracing::field::Empty;
 use uuid::Uuid;
@@ -178,8 +182,13 @@ pub async fn run(
     let held: Held = Arc::default();
     let heartbeat = tokio::spawn(renew_leases(db.clone(), held.clone(), cfg.lease));
     let handlers = Arc::new(handlers);
+    let (completions, completed) = mpsc::unbounded_channel();
+    let completer = tokio::spawn(complete_in_batches(db.clone(), completed, held.clone()));
     tracing::info!(worker.id = %cfg.worker_id, concurrency = cfg.concurrency, "worker started");
 
+    // Claim only when a quarter of the slots are free (or all are): claiming one job per freed
+    // slot would cost a query per job.
+    let claim_threshold = (cfg.concurrency / 4).max(1);
     let mut running = JoinSet::new();
     let mut poll = tokio::time::interval(cfg.poll_interval);
     let mut maintenance = tokio::time::interval(cfg.maintenance_interval);
@@ -187,22 +196,23 @@ pub async fn run(
     loop {
         let free = cfg.concurrency.saturating_sub(running.len());
         let mut claimed_all_asked = false;
-        if free > 0 {
+        if free >= claim_threshold || running.is_empty() {
             match job_store::claim(&db, free as i64, cfg.lease, &cfg.worker_id).await {
                 Ok(jobs) => {
                     claimed_all_asked = jobs.len() == free;
                     for job in jobs {
-                        start(&mut running, &db, &handlers, &held, job);
+                        start(&mut running, &db, &handlers, &held, &completions, job);
                     }
                 }
                 Err(error) => tracing::warn!(error = %error, "claiming jobs failed"),
             }
         }
-        // A full batch means more jobs are probably due: claim again as soon as a slot frees.
+        // A full batch means more jobs are probably due: claim again once slots free up.
+        let saturated = claimed_all_asked || free < claim_threshold;
         tokio::select! {
             () = &mut shutdown => break,
-            () = wake.notified(), if !claimed_all_asked => {}
-            _ = poll.tick(), if !claimed_all_asked => {}
+            () = wake.notified(), if !saturated => {}
+            _ = poll.tick(), if !saturated => {}
             Some(_) = running.join_next(), if !running.is_empty() => {}
             _ = maintenance.tick() => maintain(&db, &cfg).await,
         }
@@ -215,7 +225,14 @@ pub async fn run(
     .await;
     if drained.is_err() {
         running.abort_all();
-        let unfinished = held_snapshot(&held);
+        while running.join_next().await.is_some() {}
+    }
+    // With every sender gone the completer flushes its last batch and ends; what is still held
+    // after that never finished, and goes back to the queue.
+    drop(completions);
+    let _ = completer.await;
+    let unfinished = held_snapshot(&held);
+    if !unfinished.is_empty() {
         match job_store::release(&db, &unfinished).await {
             Ok(released) => tracing::info!(released, "released unfinished jobs"),
             Err(error) => {
@@ -233,23 +250,75 @@ fn start(
     db: &PgPool,
     handlers: &Arc<Handlers>,
     held: &Held,
+    completions: &Completions,
     job: ClaimedJob,
 ) {
     held.lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
         .insert(job.job_id, job.lease_token);
-    let (db, handlers, held) = (db.clone(), handlers.clone(), held.clone());
+    let (db, handlers, held, completions) =
+        (db.clone(), handlers.clone(), held.clone(), completions.clone());
     running.spawn(async move {
         let job_id = job.job_id;
-        execute(&db, &handlers, job).await;
-        held.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&job_id);
+        // A job left for the completer stays held (its lease renewed) until the batch commits.
+        if !execute(&db, &handlers, Completion::Batched(&completions), job).await {
+            held.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&job_id);
+        }
     });
 }
 
+/// Jobs whose run succeeded and that wait for the completer: (id, lease token).
+type Completions = mpsc::UnboundedSender<(i64, Uuid)>;
+
+/// How `execute` completes a job whose handler did not.
+#[derive(Clone, Copy)]
+enum Completion<'a> {
+    /// Hand it to the completer task.
+    Batched(&'a Completions),
+    /// Complete it at once (tests and tools, which run without a completer).
+    Immediate,
+}
+
+/// Completes jobs in batches: waits for one, takes whatever else is waiting (up to 1,000), and
+/// completes them in one statement. Ends when the channel closes, after the last flush.
+async fn complete_in_batches(
+    db: PgPool,
+    mut completed: mpsc::UnboundedReceiver<(i64, Uuid)>,
+    held: Held,
+) {
+    let mut batch = Vec::new();
+    while completed.recv_many(&mut batch, 1000).await > 0 {
+        match job_store::complete_many(&db, &batch).await {
+            Ok(done) if done.len() < batch.len() => {
+                let fenced = batch.len() - done.len();
+                tracing::warn!(
+                    fenced,
+                    "jobs were taken over by another worker after their lease expired; results discarded"
+                );
+            }
+            Ok(_) => {}
+            // Their leases will expire and they will run again: at least once, never lost.
+            Err(error) => {
+                tracing::warn!(error = %error, jobs = batch.len(), "completing jobs failed")
+            }
+        }
+        let mut held = held.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for (job_id, _) in batch.drain(..) {
+            held.remove(&job_id);
+        }
+    }
+}
+
 /// Runs one claimed job and records its outcome. Never fails: every outcome is written to the
-/// job row (or, when fenced, deliberately not).
+/// job row (or, when fenced, deliberately not). Returns whether the job was handed to the
+/// completer, which then owns recording it.
 #[tracing::instrument(skip_all, fields(job.id = job.job_id, job.kind = %job.kind, job.attempt = job.attempt, outcome = Empty))]
-async fn execute(db: &PgPool, handlers: &Handlers, job: ClaimedJob) {
+async fn execute(
+    db: &PgPool,
+    handlers: &Handlers,
+    completion: Completion<'_>,
+    job: ClaimedJob,
+) -> bool {
     let span = tracing::Span::current();
     let completed = Arc::new(AtomicBool::new(false));
     let result = match handlers.by_kind.get(&job.kind) {
@@ -263,15 +332,24 @@ async fn execute(db: &PgPool, handlers: &Handlers, job: ClaimedJob) {
         }
         None => Err(JobError::GiveUp(format!("no handler for job kind {:?}", job.kind))),
     };
-    let outcome = match result {
-        Ok(()) if completed.load(Ordering::Acquire) => Ok("succeeded"),
-        Ok(()) => complete(db, &job).await.map(|()| "succeeded"),
-        Err(JobError::Fenced) => Err(JobError::Fenced),
-        Err(JobError::Retry(message)) => {
-            record_failure(db, &job, Failure::Retry { delay: retry_delay(job.attempt) }, &message)
-                .await
+    let outcome = match (result, completion) {
+        (Ok(()), _) if completed.load(Ordering::Acquire) => Ok("succeeded"),
+        (Ok(()), Completion::Batched(completions)) => {
+            if completions.send((job.job_id, job.lease_token)).is_ok() {
+                span.record("outcome", "succeeded");
+                return true;
+            }
+            complete(db, &job).await.map(|()| "succeeded")
         }
-        Err(JobError::GiveUp(message)) => record_failure(db, &job, Failure::GiveUp, &message).await,
+        (Ok(()), Completion::Immediate) => complete(db, &job).await.map(|()| "succeeded"),
+        (Err(JobError::Fenced), _) => Err(JobError::Fenced),
+        (Err(JobError::Retry(message)), _) => {
+            let delay = retry_delay(job.attempt);
+            record_failure(db, &job, Failure::Retry { delay }, &message).await
+        }
+        (Err(JobError::GiveUp(message)), _) => {
+            record_failure(db, &job, Failure::GiveUp, &message).await
+        }
     };
     match outcome {
         Ok(outcome) => {
@@ -289,6 +367,7 @@ async fn execute(db: &PgPool, handlers: &Handlers, job: ClaimedJob) {
             tracing::warn!(error = %error, "could not record the job's outcome; its lease will expire and it will run again");
         }
     }
+    false
 }
 
 async fn complete(db: &PgPool, job: &ClaimedJob) -> Result<(), JobError> {
@@ -373,6 +452,7 @@ pub async fn run_until_idle(
             return Ok(ran);
         }
         ran += jobs.len();
-        futures::future::join_all(jobs.into_iter().map(|job| execute(db, handlers, job))).await;
+        let runs = jobs.into_iter().map(|job| execute(db, handlers, Completion::Immediate, job));
+        futures::future::join_all(runs).await;
     }
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgExecutor, postgres::types::PgInterval};
+use sqlx::{PgExecutor, postgres::types::PgInterval};
 use uuid::Uuid;
 
 use crate::alert::{AlertStatus, EnrichmentStatus, Malice, Severity, Source};
@@ -32,63 +32,32 @@ pub struct Stored {
 }
 
 /// Stores `alert` and its `enrich_alert` job, or, when an alert with the same fingerprint was
-/// ingested within `dedup_window`, counts a duplicate on that one instead.
+/// ingested within `dedup_window`, counts a duplicate on that one instead; returns after the
+/// commit.
 ///
-/// Concurrency: the caller's transaction first takes a transaction-scoped advisory lock on the
-/// fingerprint ([`lock_fingerprint`]), so two identical alerts arriving together are decided
-/// one after the other, and this statement (which takes a fresh snapshot under READ COMMITTED)
-/// sees the alert the first one committed. The lock is released at commit.
+/// One round trip: the `ingest_alert` function (`migrations/…_ingest_function.sql`) runs as its
+/// own transaction. It serializes identical alerts with an advisory lock on the fingerprint's
+/// first 8 bytes (a collision only makes two unrelated ingests wait for each other), held until
+/// commit, so two identical alerts posted at once store one alert and one duplicate.
 pub async fn insert_or_deduplicate(
-    db: &mut PgConnection,
+    db: impl PgExecutor<'_>,
     alert: &NewAlert<'_>,
     dedup_window: Duration,
     job_payload: &serde_json::Value,
     actor: &str,
 ) -> Result<Stored, sqlx::Error> {
     let window = PgInterval { months: 0, days: 0, microseconds: dedup_window.as_micros() as i64 };
+    let mut lock_key = [0u8; 8];
+    lock_key.copy_from_slice(&alert.fingerprint[..8]);
     let stored = sqlx::query!(
-        r#"
-        with existing as (
-            select alert_id from alert
-            where $2 > interval '0' and fingerprint = $1 and ingested_at > now() - $2
-            order by ingested_at desc
-            limit 1
-        ),
-        bumped as (
-            update alert
-            set duplicate_count = duplicate_count + 1, last_duplicate_at = now(), updated_at = now()
-            where alert_id = (select alert_id from existing)
-            returning alert_id, duplicate_count
-        ),
-        inserted as (
-            insert into alert (alert_id, title, description, severity, source_name, occurred_at,
-                               tags, raw_payload, fingerprint)
-            select $3, $4, $5, $6::text::severity, $7, $8, $9, $10::text::json, $1
-            where not exists (select 1 from existing)
-            returning alert_id, duplicate_count
-        ),
-        enqueued as (
-            insert into job (kind, payload)
-            select $13, $11 from inserted
-        ),
-        logged as (
-            insert into activity (alert_id, event_type, actor, details)
-            select alert_id, 'alert.ingested', $12, jsonb_build_object('source', $7::text)
-            from inserted
-            union all
-            select alert_id, 'alert.deduplicated', $12,
-                   jsonb_build_object('duplicate_count', duplicate_count)
-            from bumped
-        )
-        select alert_id as "alert_id!", duplicate_count as "duplicate_count!",
-               false as "deduplicated!"
-        from inserted
-        union all
-        select alert_id, duplicate_count, true from bumped
-        "#,
+        r#"select alert_id as "alert_id!", duplicate_count as "duplicate_count!",
+                  deduplicated as "deduplicated!"
+           from ingest_alert($1, $2, $3, $4, $5, $6, $7::text::severity, $8, $9, $10, $11, $12,
+                             $13, $14)"#,
+        alert.alert_id,
         &alert.fingerprint[..],
         window,
-        alert.alert_id,
+        i64::from_be_bytes(lock_key),
         alert.title,
         alert.description,
         alert.severity.as_str(),
@@ -96,9 +65,9 @@ pub async fn insert_or_deduplicate(
         alert.occurred_at,
         alert.tags,
         alert.raw_payload,
+        crate::job::ENRICH_ALERT,
         job_payload,
         actor,
-        crate::job::ENRICH_ALERT,
     )
     .fetch_one(db)
     .await?;
@@ -107,21 +76,6 @@ pub async fn insert_or_deduplicate(
         duplicate_count: stored.duplicate_count,
         deduplicated: stored.deduplicated,
     })
-}
-
-/// Serializes ingests of one fingerprint until the caller's transaction ends. The key is the
-/// fingerprint's first 8 bytes; a collision only makes two unrelated ingests wait for each other.
-pub async fn lock_fingerprint(
-    db: &mut PgConnection,
-    fingerprint: &[u8; 32],
-) -> Result<(), sqlx::Error> {
-    let mut key = [0u8; 8];
-    key.copy_from_slice(&fingerprint[..8]);
-    sqlx::query("select pg_advisory_xact_lock($1)")
-        .bind(i64::from_be_bytes(key))
-        .execute(db)
-        .await?;
-    Ok(())
 }
 
 /// An alert as stored.

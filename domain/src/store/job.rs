@@ -122,6 +122,26 @@ pub async fn complete(
     Ok(())
 }
 
+/// Marks many jobs succeeded in one statement (one commit for the whole batch), each only if
+/// its token is still current. Returns the ids that were completed; the others were fenced.
+pub async fn complete_many(
+    db: impl PgExecutor<'_>,
+    held: &[(i64, Uuid)],
+) -> Result<Vec<i64>, sqlx::Error> {
+    let (ids, tokens): (Vec<i64>, Vec<Uuid>) = held.iter().copied().unzip();
+    sqlx::query_scalar!(
+        "update job set state = 'succeeded', finished_at = now(), lease_until = null
+         from unnest($1::bigint[], $2::uuid[]) as done(job_id, lease_token)
+         where job.job_id = done.job_id and job.lease_token = done.lease_token
+           and job.state = 'running'
+         returning job.job_id",
+        &ids,
+        &tokens,
+    )
+    .fetch_all(db)
+    .await
+}
+
 /// What to do with a job whose run failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
