@@ -17,7 +17,7 @@ use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use crate::alert::Source;
-use crate::job::{EnrichAlert, RuleSeed};
+use crate::job::EnrichAlert;
 use crate::normalize::{self, FieldMapping, InvalidPayload};
 use crate::notify::JobWaker;
 use crate::secret::Secret;
@@ -122,14 +122,7 @@ pub async fn accept(
     let job_payload = serde_json::to_value(EnrichAlert {
         alert_id,
         indicators,
-        detection_rule: normalized.rule.as_ref().map(|rule| RuleSeed {
-            source_rule_id: rule.source_rule_id.clone(),
-            name: rule.name.clone(),
-            severity: rule.severity,
-            mitre_tactics: rule.mitre_tactics.clone(),
-            mitre_techniques: rule.mitre_techniques.clone(),
-            mitre_subtechniques: rule.mitre_subtechniques.clone(),
-        }),
+        detection_rule: normalized.rule.clone(),
     })
     .expect("job payloads serialize");
     let alert = store::alert::NewAlert {

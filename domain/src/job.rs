@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::indicator::Indicator;
+use crate::normalize::RuleRef;
 
 /// The job that takes a freshly ingested alert through the pipeline.
 pub const ENRICH_ALERT: &str = "enrich_alert";
@@ -21,19 +22,9 @@ pub const ENRICH_ALERT: &str = "enrich_alert";
 pub struct EnrichAlert {
     pub alert_id: Uuid,
     pub indicators: Vec<Indicator>,
-    pub detection_rule: Option<RuleSeed>,
-}
-
-/// The detection rule an alert names, as read from its payload; the rule row is created the
-/// first time a (source, rule id) pair is seen.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RuleSeed {
-    pub source_rule_id: String,
-    pub name: String,
-    pub severity: Option<crate::alert::Severity>,
-    pub mitre_tactics: Vec<String>,
-    pub mitre_techniques: Vec<String>,
-    pub mitre_subtechniques: Vec<String>,
+    /// The detection rule the payload names; its row is created the first time a
+    /// (source, rule id) pair is seen.
+    pub detection_rule: Option<RuleRef>,
 }
 
 /// A job as handed to a worker by a claim. `lease_token` is the fencing token: only the

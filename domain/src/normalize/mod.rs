@@ -47,7 +47,7 @@ pub struct Normalized {
 
 /// The detection rule an alert names. `name` is the most readable name the payload offers,
 /// because rules are shown to analysts and agents by name (SPEC §2).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RuleRef {
     pub source_rule_id: String,
     pub name: String,

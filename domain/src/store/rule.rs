@@ -4,14 +4,14 @@ use sqlx::PgExecutor;
 use uuid::Uuid;
 
 use crate::alert::Severity;
-use crate::job::RuleSeed;
+use crate::normalize::RuleRef;
 
 /// Returns the id of the rule keyed by (source name, source rule id), creating it from `seed` the
 /// first time. An existing rule is never overwritten: people may have edited it since.
 pub async fn ensure(
     db: impl PgExecutor<'_>,
     source_name: &str,
-    seed: &RuleSeed,
+    seed: &RuleRef,
 ) -> Result<Uuid, sqlx::Error> {
     // `do update` with an unchanged value, rather than `do nothing`, so that `returning` also
     // yields the id of a rule that already exists.
