@@ -11,69 +11,83 @@ begin
 end;
 $$;
 
--- The ingest write as one round trip. Called in autocommit, so the statement is its own
--- transaction: the advisory lock below is held until the alert (or the duplicate count) is
--- committed, and released at once after.
+-- The ingest write: a batch of normalized alerts in one round trip and one transaction.
+-- The server groups concurrent ingest requests (`domain::ingest::writer`), so at load one commit
+-- and one WAL flush serve many alerts; each request is answered after this commit.
 --
--- Identical alerts (same fingerprint) take the same lock and are decided one after the other.
+-- Identical alerts (same fingerprint) take the same advisory lock and are decided one after the
+-- other, in this batch or across concurrent batches; the lock is held until commit. Callers sort
+-- a batch by lock key, so two batches always lock in the same order and cannot deadlock.
 -- PL/pgSQL takes a fresh snapshot for each statement of a volatile function under READ
--- COMMITTED, so the lookup after the lock sees an identical alert committed while we waited.
-create function ingest_alert(
-    new_alert_id uuid,
-    new_fingerprint bytea,
+-- COMMITTED, so the lookup after a lock sees an identical alert committed while we waited, and
+-- one inserted earlier in this same batch.
+create function ingest_alerts(
+    alert_ids uuid[],
+    fingerprints bytea[],
+    lock_keys bigint[],
+    titles text[],
+    descriptions text[],
+    severities text[],
+    source_names text[],
+    occurred_ats timestamptz[],
+    -- One JSON array of strings per alert: SQL arrays of arrays must be rectangular.
+    tag_lists jsonb[],
+    raw_payloads text[],
+    job_payloads jsonb[],
+    actors text[],
     dedup_window interval,
-    lock_key bigint,
-    new_title text,
-    new_description text,
-    new_severity severity,
-    new_source_name text,
-    new_occurred_at timestamptz,
-    new_tags text[],
-    new_raw_payload text,
-    job_kind text,
-    job_payload jsonb,
-    actor text,
-    out alert_id uuid,
-    out duplicate_count integer,
-    out deduplicated boolean
+    job_kind text
 )
+returns table (batch_index integer, alert_id uuid, duplicate_count integer, deduplicated boolean)
 language plpgsql
 volatile
 as $$
 declare
+    i integer;
     existing_id uuid;
+    counted integer;
 begin
-    if dedup_window > interval '0' then
-        perform pg_advisory_xact_lock(lock_key);
-        select a.alert_id into existing_id
-        from alert a
-        where a.fingerprint = new_fingerprint and a.ingested_at > now() - dedup_window
-        order by a.ingested_at desc
-        limit 1;
-        if found then
+    perform set_config('alertgraph.wakeup_deferred', 'on', true);
+    for i in 1 .. coalesce(array_length(alert_ids, 1), 0) loop
+        existing_id := null;
+        if dedup_window > interval '0' then
+            perform pg_advisory_xact_lock(lock_keys[i]);
+            select a.alert_id into existing_id
+            from alert a
+            where a.fingerprint = fingerprints[i] and a.ingested_at > now() - dedup_window
+            order by a.ingested_at desc
+            limit 1;
+        end if;
+
+        if existing_id is not null then
             update alert a
             set duplicate_count = a.duplicate_count + 1, last_duplicate_at = now(),
                 updated_at = now()
             where a.alert_id = existing_id
-            returning a.alert_id, a.duplicate_count into alert_id, duplicate_count;
+            returning a.duplicate_count into counted;
             insert into activity (alert_id, event_type, actor, details)
-            values (existing_id, 'alert.deduplicated', actor,
-                    jsonb_build_object('duplicate_count', duplicate_count));
+            values (existing_id, 'alert.deduplicated', actors[i],
+                    jsonb_build_object('duplicate_count', counted));
+            alert_id := existing_id;
+            duplicate_count := counted;
             deduplicated := true;
-            return;
+        else
+            insert into alert (alert_id, title, description, severity, source_name,
+                               occurred_at, tags, raw_payload, fingerprint)
+            values (alert_ids[i], titles[i], descriptions[i], severities[i]::severity,
+                    source_names[i], occurred_ats[i],
+                    array(select jsonb_array_elements_text(tag_lists[i])),
+                    raw_payloads[i]::json, fingerprints[i]);
+            insert into job (kind, payload) values (job_kind, job_payloads[i]);
+            insert into activity (alert_id, event_type, actor, details)
+            values (alert_ids[i], 'alert.ingested', actors[i],
+                    jsonb_build_object('source', source_names[i]));
+            alert_id := alert_ids[i];
+            duplicate_count := 0;
+            deduplicated := false;
         end if;
-    end if;
-
-    insert into alert (alert_id, title, description, severity, source_name, occurred_at, tags,
-                       raw_payload, fingerprint)
-    values (new_alert_id, new_title, new_description, new_severity, new_source_name,
-            new_occurred_at, new_tags, new_raw_payload::json, new_fingerprint);
-    perform set_config('alertgraph.wakeup_deferred', 'on', true);
-    insert into job (kind, payload) values (job_kind, job_payload);
-    insert into activity (alert_id, event_type, actor, details)
-    values (new_alert_id, 'alert.ingested', actor, jsonb_build_object('source', new_source_name));
-    alert_id := new_alert_id;
-    duplicate_count := 0;
-    deduplicated := false;
+        batch_index := i;
+        return next;
+    end loop;
 end;
 $$;

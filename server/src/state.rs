@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use domain::api_key::KeyCache;
-use domain::ingest::IngestSettings;
+use domain::ingest::{AlertWriter, IngestSettings};
 use domain::mapping::MappingCache;
 use domain::notify::JobWaker;
 use sqlx::PgPool;
@@ -29,19 +29,22 @@ pub struct AppState {
     pub cfg: Arc<ServerConfig>,
     pub keys: Arc<KeyCache>,
     pub mappings: Arc<MappingCache>,
-    pub waker: Arc<JobWaker>,
+    /// Writes accepted alerts, grouping concurrent ones into shared transactions.
+    pub writer: AlertWriter,
 }
 
 impl AppState {
     /// Loads the caches. Call [`crate::listener::spawn`] with the result to keep them current.
     pub async fn new(db: PgPool, cfg: ServerConfig) -> Result<Self, sqlx::Error> {
         let mappings = MappingCache::load(&db).await?;
+        let waker = JobWaker::spawn(db.clone());
+        let writer = AlertWriter::spawn(db.clone(), waker, cfg.ingest.dedup_window);
         Ok(AppState {
-            db: db.clone(),
+            db,
             cfg: Arc::new(cfg),
             keys: Arc::new(KeyCache::default()),
             mappings: Arc::new(mappings),
-            waker: JobWaker::spawn(db.clone()),
+            writer,
         })
     }
 }

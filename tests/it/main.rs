@@ -6,4 +6,5 @@ mod helpers;
 mod ingest_concurrency;
 mod ingest_errors;
 mod ingest_fixtures;
+mod ingest_writer;
 mod queue;

@@ -9,21 +9,24 @@ use uuid::Uuid;
 
 use crate::alert::{AlertStatus, EnrichmentStatus, Malice, Severity, Source};
 
-/// A normalized alert ready to be stored.
-#[derive(Debug)]
-pub struct NewAlert<'a> {
+/// A normalized alert ready to be stored, with the job and the actor that go with it.
+#[derive(Debug, Clone)]
+pub struct NewAlert {
     pub alert_id: Uuid,
     pub source: Source,
-    pub title: &'a str,
-    pub description: Option<&'a str>,
+    pub title: String,
+    pub description: Option<String>,
     pub severity: Severity,
     pub occurred_at: DateTime<Utc>,
-    pub tags: &'a [String],
-    pub raw_payload: &'a str,
-    pub fingerprint: &'a [u8; 32],
+    pub tags: Vec<String>,
+    pub raw_payload: String,
+    pub fingerprint: [u8; 32],
+    pub job_payload: serde_json::Value,
+    /// Who sent it (an API key's name), for the activity log.
+    pub actor: String,
 }
 
-/// What the ingest write did.
+/// What the ingest write did with one alert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stored {
     pub alert_id: Uuid,
@@ -31,51 +34,62 @@ pub struct Stored {
     pub deduplicated: bool,
 }
 
-/// Stores `alert` and its `enrich_alert` job, or, when an alert with the same fingerprint was
-/// ingested within `dedup_window`, counts a duplicate on that one instead; returns after the
-/// commit.
+/// Stores each alert with its `enrich_alert` job, or, when an alert with the same fingerprint
+/// was ingested within `dedup_window` (zero: never), counts a duplicate on that one instead.
+/// One round trip and one transaction for the whole batch; results come back in input order.
 ///
-/// One round trip: the `ingest_alert` function (`migrations/…_ingest_function.sql`) runs as its
-/// own transaction. It serializes identical alerts with an advisory lock on the fingerprint's
-/// first 8 bytes (a collision only makes two unrelated ingests wait for each other), held until
-/// commit, so two identical alerts posted at once store one alert and one duplicate.
+/// The `ingest_alerts` function (`migrations/…_ingest_function.sql`) serializes identical
+/// alerts with an advisory lock on the fingerprint's first 8 bytes (a collision only makes two
+/// unrelated ingests wait for each other), held until commit. Alerts are written in lock-key
+/// order so that concurrent batches take their locks in the same order.
 pub async fn insert_or_deduplicate(
     db: impl PgExecutor<'_>,
-    alert: &NewAlert<'_>,
+    alerts: &[NewAlert],
     dedup_window: Duration,
-    job_payload: &serde_json::Value,
-    actor: &str,
-) -> Result<Stored, sqlx::Error> {
+) -> Result<Vec<Stored>, sqlx::Error> {
+    let mut order: Vec<usize> = (0..alerts.len()).collect();
+    order.sort_by_key(|&i| lock_key(&alerts[i].fingerprint));
+    let sorted: Vec<&NewAlert> = order.iter().map(|&i| &alerts[i]).collect();
     let window = PgInterval { months: 0, days: 0, microseconds: dedup_window.as_micros() as i64 };
-    let mut lock_key = [0u8; 8];
-    lock_key.copy_from_slice(&alert.fingerprint[..8]);
-    let stored = sqlx::query!(
-        r#"select alert_id as "alert_id!", duplicate_count as "duplicate_count!",
-                  deduplicated as "deduplicated!"
-           from ingest_alert($1, $2, $3, $4, $5, $6, $7::text::severity, $8, $9, $10, $11, $12,
-                             $13, $14)"#,
-        alert.alert_id,
-        &alert.fingerprint[..],
+    let rows = sqlx::query!(
+        r#"select batch_index as "batch_index!", alert_id as "alert_id!",
+                  duplicate_count as "duplicate_count!", deduplicated as "deduplicated!"
+           from ingest_alerts($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+           order by batch_index"#,
+        &sorted.iter().map(|a| a.alert_id).collect::<Vec<_>>(),
+        &sorted.iter().map(|a| a.fingerprint.to_vec()).collect::<Vec<_>>(),
+        &sorted.iter().map(|a| lock_key(&a.fingerprint)).collect::<Vec<_>>(),
+        &sorted.iter().map(|a| a.title.as_str()).collect::<Vec<_>>() as &[&str],
+        &sorted.iter().map(|a| a.description.as_deref()).collect::<Vec<_>>() as &[Option<&str>],
+        &sorted.iter().map(|a| a.severity.as_str()).collect::<Vec<_>>() as &[&str],
+        &sorted.iter().map(|a| a.source.as_str()).collect::<Vec<_>>() as &[&str],
+        &sorted.iter().map(|a| a.occurred_at).collect::<Vec<_>>(),
+        &sorted.iter().map(|a| serde_json::json!(a.tags)).collect::<Vec<_>>(),
+        &sorted.iter().map(|a| a.raw_payload.as_str()).collect::<Vec<_>>() as &[&str],
+        &sorted.iter().map(|a| &a.job_payload).collect::<Vec<_>>() as &[&serde_json::Value],
+        &sorted.iter().map(|a| a.actor.as_str()).collect::<Vec<_>>() as &[&str],
         window,
-        i64::from_be_bytes(lock_key),
-        alert.title,
-        alert.description,
-        alert.severity.as_str(),
-        alert.source.as_str(),
-        alert.occurred_at,
-        alert.tags,
-        alert.raw_payload,
         crate::job::ENRICH_ALERT,
-        job_payload,
-        actor,
     )
-    .fetch_one(db)
+    .fetch_all(db)
     .await?;
-    Ok(Stored {
-        alert_id: stored.alert_id,
-        duplicate_count: stored.duplicate_count,
-        deduplicated: stored.deduplicated,
-    })
+    let mut stored = vec![None; alerts.len()];
+    for row in rows {
+        let original = order[(row.batch_index - 1) as usize];
+        stored[original] = Some(Stored {
+            alert_id: row.alert_id,
+            duplicate_count: row.duplicate_count,
+            deduplicated: row.deduplicated,
+        });
+    }
+    Ok(stored.into_iter().map(|s| s.expect("ingest_alerts returns one row per alert")).collect())
+}
+
+/// The advisory lock key of a fingerprint: its first 8 bytes.
+fn lock_key(fingerprint: &[u8; 32]) -> i64 {
+    let mut key = [0u8; 8];
+    key.copy_from_slice(&fingerprint[..8]);
+    i64::from_be_bytes(key)
 }
 
 /// An alert as stored.
@@ -105,7 +119,7 @@ pub async fn get(db: impl PgExecutor<'_>, alert_id: Uuid) -> Result<Option<Alert
         AlertRow,
         r#"select alert_id, title, description, severity as "severity: Severity", source_name,
                   occurred_at, tags, status as "status: AlertStatus", close_classification,
-                  raw_payload::jsonb as "raw_payload!", duplicate_count, ingested_at, enriched_at,
+                  raw_payload as "raw_payload!", duplicate_count, ingested_at, enriched_at,
                   enrichment_status as "enrichment_status: EnrichmentStatus",
                   malice as "malice: Malice", malice_override as "malice_override: Malice",
                   detection_rule_id

@@ -39,8 +39,7 @@ pub(super) async fn ingest(
     let signature = signature_header(source).and_then(|name| headers.get(name)?.to_str().ok());
     let mappings = state.mappings.snapshot();
     let submission = Submission { source, body: &body, signature, actor: &caller.0.name };
-    let accepted =
-        ingest::accept(&state.db, &state.waker, &state.cfg.ingest, &mappings, submission).await?;
+    let accepted = ingest::accept(&state.writer, &state.cfg.ingest, &mappings, submission).await?;
     let receipt = IngestReceipt {
         alert_id: accepted.alert_id,
         status: if accepted.deduplicated { "deduplicated" } else { "queued" },

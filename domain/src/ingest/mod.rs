@@ -1,27 +1,30 @@
 //! Ingest: the synchronous part of the pipeline, run inside `POST /v1/ingest/{source}`.
 //!
 //! [`accept`] verifies the source's signature, parses and normalizes the payload, extracts
-//! indicators (three passes, see [`crate::normalize::extract`]), fingerprints the alert, and
-//! then, in one transaction, stores it with its raw payload and its `enrich_alert` job, or
-//! counts it as a duplicate of a recent identical alert. It returns only after the commit, so an
-//! `Accepted` alert is durable; then it asks the [`JobWaker`] to wake the workers. Indicators and the detection rule are written by the job's first
-//! step rather than here: that keeps the ingest write to one statement and one round trip.
+//! indicators (three passes, see [`crate::normalize::extract`]) and fingerprints the alert. The
+//! [`AlertWriter`] then stores it with its raw payload and its `enrich_alert` job in one
+//! transaction, or counts it as a duplicate of a recent identical alert, and wakes the workers.
+//! `accept` returns only after that commit, so an `Accepted` alert is durable. Indicators and
+//! the detection rule are written by the job's first step rather than here: that keeps the
+//! ingest write small.
 
 use std::time::Duration;
 
 use chrono::Utc;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
-use sqlx::PgPool;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use crate::alert::Source;
 use crate::job::EnrichAlert;
 use crate::normalize::{self, FieldMapping, InvalidPayload};
-use crate::notify::JobWaker;
 use crate::secret::Secret;
-use crate::store;
+use crate::store::alert::NewAlert;
+
+mod writer;
+
+pub use writer::AlertWriter;
 
 /// The default deduplication window (SPEC §2).
 pub const DEFAULT_DEDUP_WINDOW: Duration = Duration::from_secs(24 * 3600);
@@ -99,16 +102,18 @@ pub struct Accepted {
 /// Accepts one payload; see the module documentation for the steps.
 #[tracing::instrument(skip_all, fields(source.name = %submission.source), err(level = "debug"))]
 pub async fn accept(
-    db: &PgPool,
-    waker: &JobWaker,
+    writer: &AlertWriter,
     settings: &IngestSettings,
     mappings: &[FieldMapping],
     submission: Submission<'_>,
 ) -> Result<Accepted, IngestError> {
     let source = submission.source;
     verify_signature(settings.secrets.for_source(source), submission)?;
-    let payload: serde_json::Value =
+    let mut payload: serde_json::Value =
         serde_json::from_slice(submission.body).map_err(IngestError::InvalidJson)?;
+    if contains(submission.body, br"\u0000") {
+        replace_nul_characters(&mut payload);
+    }
     // from_slice has already checked the body is UTF-8.
     let raw_payload = std::str::from_utf8(submission.body)
         .map_err(|_| IngestError::InvalidPayload { alert_source: source, cause: not_utf8() })?;
@@ -119,40 +124,54 @@ pub async fn accept(
     let fingerprint = normalize::fingerprint(source, &normalized.title, rule_id, &indicators);
 
     let alert_id = Uuid::now_v7();
-    let job_payload = serde_json::to_value(EnrichAlert {
-        alert_id,
-        indicators,
-        detection_rule: normalized.rule.clone(),
-    })
-    .expect("job payloads serialize");
-    let alert = store::alert::NewAlert {
+    let job_payload =
+        serde_json::to_value(EnrichAlert { alert_id, indicators, detection_rule: normalized.rule })
+            .expect("job payloads serialize");
+    let alert = NewAlert {
         alert_id,
         source,
-        title: &normalized.title,
-        description: normalized.description.as_deref(),
+        title: normalized.title,
+        description: normalized.description,
         severity: normalized.severity,
         occurred_at: normalized.occurred_at.unwrap_or_else(Utc::now),
-        tags: &normalized.tags,
-        raw_payload,
-        fingerprint: &fingerprint,
+        tags: normalized.tags,
+        raw_payload: raw_payload.to_owned(),
+        fingerprint,
+        job_payload,
+        actor: submission.actor.to_owned(),
     };
-
-    let stored = store::alert::insert_or_deduplicate(
-        db,
-        &alert,
-        settings.dedup_window,
-        &job_payload,
-        submission.actor,
-    )
-    .await?;
-    if !stored.deduplicated {
-        waker.wake();
-    }
+    let stored = writer.write(alert).await?;
     Ok(Accepted {
         alert_id: stored.alert_id,
         deduplicated: stored.deduplicated,
         duplicate_count: stored.duplicate_count,
     })
+}
+
+/// PostgreSQL text cannot hold U+0000, which JSON can escape. Fields read from the payload get
+/// U+FFFD in its place; the raw payload keeps the escape as it was sent.
+fn replace_nul_characters(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(text) if text.contains('\0') => {
+            *text = text.replace('\0', "\u{FFFD}");
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(replace_nul_characters),
+        serde_json::Value::Object(fields) => {
+            let keys_with_nul: Vec<String> =
+                fields.keys().filter(|key| key.contains('\0')).cloned().collect();
+            for key in keys_with_nul {
+                if let Some(field) = fields.remove(&key) {
+                    fields.insert(key.replace('\0', "\u{FFFD}"), field);
+                }
+            }
+            fields.values_mut().for_each(replace_nul_characters);
+        }
+        _ => {}
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|window| window == needle)
 }
 
 fn not_utf8() -> InvalidPayload {
