@@ -17,9 +17,9 @@ use crate::store::alert::{self as alert_store, NewAlert, Stored};
 
 /// Most alerts written in one transaction: large enough to amortize a commit, small enough to
 /// keep each transaction short.
-const MAX_BATCH: usize = 128;
+const MAX_BATCH: usize = 32;
 /// Transactions in flight at once: one commits while the next is being written.
-const WRITERS: usize = 4;
+const WRITERS: usize = 8;
 
 type Reply = oneshot::Sender<Result<Stored, sqlx::Error>>;
 
