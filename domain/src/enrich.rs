@@ -25,28 +25,18 @@ pub enum EnrichError {
 /// stage's writes and the job's completion commit together or not at all.
 #[tracing::instrument(skip_all, fields(alert.id = %job.alert_id))]
 pub async fn record(db: &mut PgConnection, job: &EnrichAlert) -> Result<(), EnrichError> {
-    let source_name = store::alert::source_name(&mut *db, job.alert_id)
-        .await?
-        .ok_or(EnrichError::AlertGone(job.alert_id))?;
-    store::indicator::upsert_and_link(db, job.alert_id, &job.indicators).await?;
-    let detection_rule_id = match &job.detection_rule {
-        Some(seed) => Some(store::rule::ensure(&mut *db, &source_name, seed).await?),
-        None => None,
-    };
-    store::alert::mark_enriched(
+    store::indicator::upsert_and_link(&mut *db, job.alert_id, &job.indicators).await?;
+    let details = serde_json::json!({ "indicator_count": job.indicators.len() });
+    let finished = store::alert::finish_enrichment(
         &mut *db,
         job.alert_id,
-        detection_rule_id,
+        job.detection_rule.as_ref(),
         EnrichmentStatus::Enriched,
+        &details,
     )
     .await?;
-    store::activity::record(
-        &mut *db,
-        Some(job.alert_id),
-        "alert.enriched",
-        "worker",
-        &serde_json::json!({ "indicator_count": job.indicators.len() }),
-    )
-    .await?;
+    if !finished {
+        return Err(EnrichError::AlertGone(job.alert_id));
+    }
     Ok(())
 }

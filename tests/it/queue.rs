@@ -174,3 +174,22 @@ async fn finished_jobs_are_pruned_after_their_retention(db: PgPool) {
     let left: Vec<i64> = sqlx::query_scalar("select job_id from job").fetch_all(&db).await.unwrap();
     assert_eq!(left, vec![fresh]);
 }
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn enriching_an_alert_deleted_after_ingest_is_a_permanent_failure(db: PgPool) {
+    let app = spawn_app(db.clone()).await;
+    let receipt =
+        json_with_status(app.ingest("sentinel", fixture("sentinel_alert.json")).await, 202).await;
+    sqlx::query("delete from alert where alert_id = $1::text::uuid")
+        .bind(receipt["alert_id"].as_str().unwrap())
+        .execute(&db)
+        .await
+        .unwrap();
+
+    run_worker(&db).await;
+
+    let (state, last_error): (String, Option<String>) =
+        sqlx::query_as("select state, last_error from job").fetch_one(&db).await.unwrap();
+    assert_eq!(state, "dead");
+    assert!(last_error.unwrap_or_default().contains("does not exist"));
+}

@@ -8,6 +8,7 @@ use sqlx::{PgExecutor, postgres::types::PgInterval};
 use uuid::Uuid;
 
 use crate::alert::{AlertStatus, EnrichmentStatus, Malice, Severity, Source};
+use crate::normalize::RuleRef;
 
 /// A normalized alert ready to be stored, with the job and the actor that go with it.
 #[derive(Debug, Clone)]
@@ -130,16 +131,6 @@ pub async fn get(db: impl PgExecutor<'_>, alert_id: Uuid) -> Result<Option<Alert
     .await
 }
 
-/// The source an alert came from; `None` when the alert does not exist.
-pub async fn source_name(
-    db: impl PgExecutor<'_>,
-    alert_id: Uuid,
-) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar!("select source_name from alert where alert_id = $1", alert_id)
-        .fetch_optional(db)
-        .await
-}
-
 /// The payload exactly as it was received.
 pub async fn raw_payload(
     db: impl PgExecutor<'_>,
@@ -153,30 +144,64 @@ pub async fn raw_payload(
     .await
 }
 
-/// Records the outcome of the enrichment stage: the detection rule, the verdict of the alert's
-/// worst indicator, and the enrichment status.
-pub async fn mark_enriched(
+/// Records the outcome of the enrichment stage in one statement: creates the detection rule the
+/// alert names the first time its (source, rule id) is seen (an existing rule is never
+/// overwritten: people may have edited it), links it, sets the alert's verdict to that of its
+/// worst indicator, marks it with `status`, and logs the event. Returns `false` when the alert
+/// does not exist.
+pub async fn finish_enrichment(
     db: impl PgExecutor<'_>,
     alert_id: Uuid,
-    detection_rule_id: Option<Uuid>,
+    rule: Option<&RuleRef>,
     status: EnrichmentStatus,
-) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        r#"update alert
-           set detection_rule_id = coalesce($2, detection_rule_id),
-               enrichment_status = $3::text::enrichment_status,
-               enriched_at = now(), updated_at = now(),
-               malice = coalesce((select max(i.malice) from alert_indicator ai
-                                  join indicator i using (indicator_id)
-                                  where ai.alert_id = $1), 'Pending')
-           where alert_id = $1"#,
+    details: &serde_json::Value,
+) -> Result<bool, sqlx::Error> {
+    let finished = sqlx::query_scalar!(
+        r#"with target as (
+               select alert_id, source_name from alert where alert_id = $1
+           ),
+           rule as (
+               -- `do update` with an unchanged value, rather than `do nothing`, so that
+               -- `returning` also yields the id of a rule that already exists.
+               insert into detection_rule (name, source_name, source_rule_id, severity,
+                                           mitre_tactics, mitre_techniques, mitre_subtechniques)
+               select $2, target.source_name, $3, $4::text::severity, $5, $6, $7
+               from target
+               where $3::text is not null
+               on conflict on constraint detection_rule_source_key
+               do update set source_rule_id = excluded.source_rule_id
+               returning detection_rule_id
+           ),
+           marked as (
+               update alert
+               set detection_rule_id = coalesce((select detection_rule_id from rule),
+                                                alert.detection_rule_id),
+                   enrichment_status = $8::text::enrichment_status,
+                   enriched_at = now(), updated_at = now(),
+                   malice = coalesce((select max(i.malice) from alert_indicator ai
+                                      join indicator i using (indicator_id)
+                                      where ai.alert_id = $1), 'Pending')
+               where alert_id = $1
+               returning alert_id
+           ),
+           logged as (
+               insert into activity (alert_id, event_type, actor, details)
+               select alert_id, 'alert.enriched', 'worker', $9 from marked
+           )
+           select count(*) as "finished!" from marked"#,
         alert_id,
-        detection_rule_id,
+        rule.map(|rule| rule.name.as_str()),
+        rule.map(|rule| rule.source_rule_id.as_str()),
+        rule.and_then(|rule| rule.severity).map(Severity::as_str),
+        rule.map(|rule| rule.mitre_tactics.as_slice()).unwrap_or_default(),
+        rule.map(|rule| rule.mitre_techniques.as_slice()).unwrap_or_default(),
+        rule.map(|rule| rule.mitre_subtechniques.as_slice()).unwrap_or_default(),
         status.as_str(),
+        details,
     )
-    .execute(db)
+    .fetch_one(db)
     .await?;
-    Ok(())
+    Ok(finished == 1)
 }
 
 pub async fn count(db: impl PgExecutor<'_>) -> Result<i64, sqlx::Error> {

@@ -2,51 +2,51 @@
 //! every alert it appears in.
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::PgExecutor;
 use uuid::Uuid;
 
 use crate::alert::{IndicatorType, Malice};
 use crate::indicator::Indicator;
 
 /// Upserts `indicators` (bumping `last_seen` on those already known) and links them to the
-/// alert. Rows are written in (type, value) order, so two transactions touching overlapping
-/// indicators lock them in the same order and cannot deadlock each other.
+/// alert, in one statement. Rows are written in (type, value) order, so two transactions
+/// touching overlapping indicators lock them in the same order and cannot deadlock each other.
 pub async fn upsert_and_link(
-    db: &mut PgConnection,
+    db: impl PgExecutor<'_>,
     alert_id: Uuid,
     indicators: &[Indicator],
-) -> Result<Vec<Uuid>, sqlx::Error> {
+) -> Result<(), sqlx::Error> {
     if indicators.is_empty() {
-        return Ok(Vec::new());
+        return Ok(());
     }
     let mut sorted: Vec<&Indicator> = indicators.iter().collect();
     sorted.sort();
     sorted.dedup();
-    let kinds: Vec<String> = sorted.iter().map(|i| i.kind.as_str().to_owned()).collect();
-    let values: Vec<String> = sorted.iter().map(|i| i.value.clone()).collect();
-    let ids = sqlx::query_scalar!(
-        r#"insert into indicator (type, value)
-           select kind::indicator_type, value
-           from unnest($1::text[], $2::text[]) with ordinality as given(kind, value, position)
-           order by position
-           on conflict on constraint indicator_type_value_key
-           do update set last_seen = greatest(indicator.last_seen, excluded.last_seen)
-           returning indicator_id"#,
-        &kinds,
-        &values,
-    )
-    .fetch_all(&mut *db)
-    .await?;
+    let kinds: Vec<&str> = sorted.iter().map(|i| i.kind.as_str()).collect();
+    let values: Vec<&str> = sorted.iter().map(|i| i.value.as_str()).collect();
     sqlx::query!(
-        "insert into alert_indicator (alert_id, indicator_id)
-         select $1, unnest($2::uuid[])
-         on conflict on constraint alert_indicator_pkey do nothing",
+        r#"with upserted as (
+               insert into indicator (type, value)
+               select kind::indicator_type, value
+               from unnest($2::text[], $3::text[]) with ordinality as given(kind, value, position)
+               order by position
+               on conflict on constraint indicator_type_value_key
+               do update set last_seen = greatest(indicator.last_seen, excluded.last_seen)
+               returning indicator_id
+           )
+           insert into alert_indicator (alert_id, indicator_id)
+           select $1, indicator_id from upserted
+           -- An alert deleted after ingest is reported by `finish_enrichment`, not as a
+           -- foreign-key error here.
+           where exists (select 1 from alert where alert_id = $1)
+           on conflict on constraint alert_indicator_pkey do nothing"#,
         alert_id,
-        &ids,
+        &kinds as &[&str],
+        &values as &[&str],
     )
-    .execute(&mut *db)
+    .execute(db)
     .await?;
-    Ok(ids)
+    Ok(())
 }
 
 /// An indicator as stored.
