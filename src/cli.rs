@@ -24,8 +24,8 @@ pub(crate) struct Cli {
     /// cluster under ./.alertgraph/pg when nothing answers there.
     #[arg(long, env = "DATABASE_URL", global = true)]
     database_url: Option<String>,
-    /// Connections in the pool shared by the server and the worker of this process.
-    #[arg(long, env = "ALERTGRAPH_DB_POOL_SIZE", default_value_t = 40, global = true)]
+    /// Connections in the HTTP server's pool (and the pool of one-shot commands).
+    #[arg(long, env = "ALERTGRAPH_DB_POOL_SIZE", default_value_t = 32, global = true)]
     db_pool_size: u32,
     #[command(subcommand)]
     command: Command,
@@ -78,6 +78,10 @@ struct WorkerArgs {
     /// Jobs one worker runs at the same time.
     #[arg(long, env = "ALERTGRAPH_WORKER_CONCURRENCY", default_value_t = 64)]
     worker_concurrency: usize,
+    /// Connections in the worker's own pool. Separate from the server's, so that a busy worker
+    /// never starves ingest of connections in `up`.
+    #[arg(long, env = "ALERTGRAPH_WORKER_POOL_SIZE", default_value_t = 16)]
+    worker_pool_size: u32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -110,7 +114,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     let (url, embedded) = database::resolve(cli.database_url.as_deref(), starts_embedded).await?;
     let db = database::connect(&url, cli.db_pool_size).await?;
     let result = match cli.command {
-        Command::Up { server, worker } => up(db.clone(), server, worker).await,
+        Command::Up { server, worker } => up(&url, db.clone(), server, worker).await,
         Command::Serve(server) => {
             check_migrated(&db).await?;
             let (stop, stopped) = watch::channel(false);
@@ -121,7 +125,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             check_migrated(&db).await?;
             let (stop, stopped) = watch::channel(false);
             tokio::spawn(stop_on_signal(stop));
-            work(db.clone(), worker, stopped).await
+            work(&url, worker, stopped).await
         }
         Command::Migrate => migrate(&db).await,
         Command::ApiKey(command) => {
@@ -159,12 +163,12 @@ async fn check_migrated(db: &PgPool) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn up(db: PgPool, server: ServerArgs, worker: WorkerArgs) -> anyhow::Result<()> {
+async fn up(url: &str, db: PgPool, server: ServerArgs, worker: WorkerArgs) -> anyhow::Result<()> {
     migrate(&db).await?;
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(stop_on_signal(stop));
-    let serving = serve(db.clone(), server, stopped.clone());
-    let working = work(db, worker, stopped);
+    let serving = serve(db, server, stopped.clone());
+    let working = work(url, worker, stopped);
     let (served, worked) = tokio::join!(serving, working);
     served.and(worked)
 }
@@ -193,14 +197,18 @@ async fn serve(db: PgPool, args: ServerArgs, stopped: watch::Receiver<bool>) -> 
         .context("serving HTTP")
 }
 
-async fn work(db: PgPool, args: WorkerArgs, stopped: watch::Receiver<bool>) -> anyhow::Result<()> {
+async fn work(url: &str, args: WorkerArgs, stopped: watch::Receiver<bool>) -> anyhow::Result<()> {
     if args.worker_concurrency == 0 {
         bail!("ALERTGRAPH_WORKER_CONCURRENCY must be at least 1");
     }
+    if args.worker_pool_size < 2 {
+        bail!("ALERTGRAPH_WORKER_POOL_SIZE must be at least 2");
+    }
+    let db = database::connect(url, args.worker_pool_size).await?;
     let cfg = worker::WorkerConfig { concurrency: args.worker_concurrency, ..Default::default() };
-    worker::run(db, cfg, worker::pipeline(), wait_for_stop(stopped))
-        .await
-        .context("running the worker")
+    let worked = worker::run(db.clone(), cfg, worker::pipeline(), wait_for_stop(stopped)).await;
+    db.close().await;
+    worked.context("running the worker")
 }
 
 async fn wait_for_stop(mut stopped: watch::Receiver<bool>) {
