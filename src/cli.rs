@@ -184,6 +184,7 @@ async fn serve(db: PgPool, args: ServerArgs, stopped: watch::Receiver<bool>) -> 
             },
         },
         max_body_bytes: args.max_body_bytes,
+        ..server::ServerConfig::default()
     };
     let state = server::AppState::new(db, cfg).await.context("loading server state")?;
     server::listener::spawn(state.clone()).await.context("listening for configuration changes")?;

@@ -25,6 +25,8 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("the request body could not be read: {0}")]
     UnreadableBody(String),
+    #[error("the request body did not arrive within {seconds} seconds")]
+    BodyTimeout { seconds: f64 },
     #[error(transparent)]
     Ingest(IngestError),
     #[error("internal error")]
@@ -56,6 +58,11 @@ impl ApiError {
                 json!({ "limit_bytes": limit }),
             ),
             ApiError::UnreadableBody(_) => (StatusCode::BAD_REQUEST, "BAD_REQUEST", json!({})),
+            ApiError::BodyTimeout { seconds } => (
+                StatusCode::REQUEST_TIMEOUT,
+                "REQUEST_TIMEOUT",
+                json!({ "timeout_seconds": seconds }),
+            ),
             ApiError::Ingest(IngestError::InvalidSignature(source)) => (
                 StatusCode::UNAUTHORIZED,
                 "INVALID_SIGNATURE",

@@ -2,6 +2,7 @@
 //! [`crate::listener`] keeps fresh.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use domain::api_key::KeyCache;
 use domain::ingest::{AlertWriter, IngestSettings};
@@ -15,11 +16,18 @@ pub struct ServerConfig {
     pub ingest: IngestSettings,
     /// Largest accepted request body, chunked bodies included.
     pub max_body_bytes: usize,
+    /// How long a client may take to send its body. A SIEM sends a few kilobytes at once; a
+    /// client trickling bytes would otherwise hold a connection for as long as it likes.
+    pub body_read_timeout: Duration,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { ingest: IngestSettings::default(), max_body_bytes: 5 * 1024 * 1024 }
+        ServerConfig {
+            ingest: IngestSettings::default(),
+            max_body_bytes: 5 * 1024 * 1024,
+            body_read_timeout: Duration::from_secs(30),
+        }
     }
 }
 

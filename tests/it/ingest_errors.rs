@@ -2,6 +2,7 @@
 
 use domain::alert::Source;
 use domain::api_key::Scope;
+use futures::StreamExt;
 use hmac::{Hmac, KeyInit, Mac};
 use server::ServerConfig;
 use sha2::Sha256;
@@ -186,4 +187,22 @@ async fn revoked_and_expired_keys_stop_working_at_once(db: PgPool) {
     json_with_status(app.ingest_with_key("generic", payload.clone(), &expired).await, 202).await;
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     json_with_status(app.ingest_with_key("generic", payload, &expired).await, 401).await;
+}
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn a_body_that_stalls_gets_a_408_and_the_server_moves_on(db: PgPool) {
+    let cfg = ServerConfig {
+        body_read_timeout: std::time::Duration::from_millis(300),
+        ..Default::default()
+    };
+    let app = spawn_app_with(db.clone(), cfg).await;
+    // One chunk, then nothing: the stream never ends.
+    let first: Result<bytes::Bytes, std::io::Error> =
+        Ok(bytes::Bytes::from_static(b"{\"title\": "));
+    let stalled = futures::stream::iter([first]).chain(futures::stream::pending());
+    let response = app.ingest("generic", reqwest::Body::wrap_stream(stalled)).await;
+    let body = json_with_status(response, 408).await;
+    assert_eq!(error_code(&body), "REQUEST_TIMEOUT");
+    json_with_status(app.ingest("generic", fixture("generic_phishing_email.json")).await, 202)
+        .await;
 }

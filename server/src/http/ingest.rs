@@ -1,6 +1,8 @@
 //! `POST /v1/ingest/{source}`: authenticate, read the body under the size limit, hand it to
 //! `domain::ingest::accept`, answer 202 once the alert is committed.
 
+use std::time::Duration;
+
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -35,7 +37,8 @@ pub(super) async fn ingest(
     if !caller.0.may_ingest_into(source) {
         return Err(ApiError::SourceNotAllowed(source.to_string()));
     }
-    let body = read_limited(&headers, body, state.cfg.max_body_bytes).await?;
+    let body =
+        read_limited(&headers, body, state.cfg.max_body_bytes, state.cfg.body_read_timeout).await?;
     let signature = signature_header(source).and_then(|name| headers.get(name)?.to_str().ok());
     let mappings = state.mappings.snapshot();
     let submission = Submission { source, body: &body, signature, actor: &caller.0.name };
@@ -64,6 +67,7 @@ async fn read_limited(
     headers: &HeaderMap,
     body: Body,
     limit: usize,
+    timeout: Duration,
 ) -> Result<axum::body::Bytes, ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -71,7 +75,10 @@ async fn read_limited(
     if declared.is_some_and(|length| length > limit as u64) {
         return Err(ApiError::PayloadTooLarge { limit });
     }
-    axum::body::to_bytes(body, limit).await.map_err(|error| {
+    let read = tokio::time::timeout(timeout, axum::body::to_bytes(body, limit))
+        .await
+        .map_err(|_| ApiError::BodyTimeout { seconds: timeout.as_secs_f64() })?;
+    read.map_err(|error| {
         let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&error);
         while let Some(current) = cause {
             if current.is::<http_body_util::LengthLimitError>() {
