@@ -166,11 +166,22 @@ async fn check_migrated(db: &PgPool) -> anyhow::Result<()> {
 async fn up(url: &str, db: PgPool, server: ServerArgs, worker: WorkerArgs) -> anyhow::Result<()> {
     migrate(&db).await?;
     let (stop, stopped) = watch::channel(false);
-    tokio::spawn(stop_on_signal(stop));
+    tokio::spawn(stop_on_signal(stop.clone()));
     let serving = serve(db, server, stopped.clone());
     let working = work(url, worker, stopped);
-    let (served, worked) = tokio::join!(serving, working);
-    served.and(worked)
+    tokio::pin!(serving, working);
+    // Whichever half ends first (a signal, or a failure such as a port already in use) stops
+    // the other, so `up` never lingers as half a process.
+    tokio::select! {
+        served = &mut serving => {
+            let _ = stop.send(true);
+            served.and(working.await)
+        }
+        worked = &mut working => {
+            let _ = stop.send(true);
+            worked.and(serving.await)
+        }
+    }
 }
 
 async fn serve(db: PgPool, args: ServerArgs, stopped: watch::Receiver<bool>) -> anyhow::Result<()> {

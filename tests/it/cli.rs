@@ -98,3 +98,26 @@ fn serve_refuses_a_malformed_database_url_with_a_sentence_naming_it() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("DATABASE_URL"), "{stderr}");
 }
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn up_exits_with_a_clear_error_when_its_port_is_taken(db: PgPool) {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap();
+    let output = tokio::task::spawn_blocking({
+        let url = url_of(&db);
+        move || {
+            Command::new(BINARY)
+                .arg("up")
+                .env("DATABASE_URL", url)
+                .env("ALERTGRAPH_LISTEN", address.to_string())
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("ALERTGRAPH_LISTEN"), "{stderr}");
+    drop(taken);
+}
