@@ -22,10 +22,16 @@ use crate::database;
 pub(crate) struct Cli {
     /// PostgreSQL URL. Unset: postgres://127.0.0.1:5432/alertgraph, or, for `up`, a private
     /// cluster under ./.alertgraph/pg when nothing answers there.
-    #[arg(long, env = "DATABASE_URL", global = true)]
+    #[arg(long, env = "DATABASE_URL", value_name = "DATABASE_URL", global = true)]
     database_url: Option<String>,
     /// Connections in the HTTP server's pool (and the pool of one-shot commands).
-    #[arg(long, env = "ALERTGRAPH_DB_POOL_SIZE", default_value_t = 32, global = true)]
+    #[arg(
+        long,
+        env = "ALERTGRAPH_DB_POOL_SIZE",
+        value_name = "ALERTGRAPH_DB_POOL_SIZE",
+        default_value_t = 32,
+        global = true
+    )]
     db_pool_size: u32,
     #[command(subcommand)]
     command: Command,
@@ -54,33 +60,73 @@ enum Command {
 #[derive(Debug, Args)]
 struct ServerArgs {
     /// Address the HTTP server listens on.
-    #[arg(long, env = "ALERTGRAPH_LISTEN", default_value = "127.0.0.1:8000")]
+    #[arg(
+        long,
+        env = "ALERTGRAPH_LISTEN",
+        value_name = "ALERTGRAPH_LISTEN",
+        default_value = "127.0.0.1:8000"
+    )]
     listen: SocketAddr,
     /// Deduplication window in seconds; 0 turns deduplication off.
-    #[arg(long, env = "ALERTGRAPH_DEDUP_WINDOW_SECONDS", default_value_t = 86_400)]
+    #[arg(
+        long,
+        env = "ALERTGRAPH_DEDUP_WINDOW_SECONDS",
+        value_name = "ALERTGRAPH_DEDUP_WINDOW_SECONDS",
+        default_value_t = 86_400
+    )]
     dedup_window_seconds: u64,
     /// Largest accepted request body in bytes.
-    #[arg(long, env = "ALERTGRAPH_MAX_BODY_BYTES", default_value_t = 5 * 1024 * 1024)]
+    #[arg(
+        long,
+        env = "ALERTGRAPH_MAX_BODY_BYTES",
+        value_name = "ALERTGRAPH_MAX_BODY_BYTES",
+        default_value_t = 5 * 1024 * 1024,
+    )]
     max_body_bytes: usize,
     /// HMAC key for `X-Sentinel-Signature`. Unset: Sentinel payloads are not signed.
-    #[arg(long, env = "SENTINEL_WEBHOOK_SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "SENTINEL_WEBHOOK_SECRET",
+        value_name = "SENTINEL_WEBHOOK_SECRET",
+        hide_env_values = true
+    )]
     sentinel_webhook_secret: Option<String>,
     /// HMAC key for `X-Elastic-Signature`. Unset: Elastic payloads are not signed.
-    #[arg(long, env = "ELASTIC_WEBHOOK_SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "ELASTIC_WEBHOOK_SECRET",
+        value_name = "ELASTIC_WEBHOOK_SECRET",
+        hide_env_values = true
+    )]
     elastic_webhook_secret: Option<String>,
     /// Token expected in `X-Splunk-Webhook-Secret`. Unset: Splunk payloads are not checked.
-    #[arg(long, env = "SPLUNK_WEBHOOK_SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "SPLUNK_WEBHOOK_SECRET",
+        value_name = "SPLUNK_WEBHOOK_SECRET",
+        hide_env_values = true
+    )]
     splunk_webhook_secret: Option<String>,
 }
 
 #[derive(Debug, Args)]
 struct WorkerArgs {
     /// Jobs one worker runs at the same time.
-    #[arg(long, env = "ALERTGRAPH_WORKER_CONCURRENCY", default_value_t = 64)]
+    #[arg(
+        long,
+        env = "ALERTGRAPH_WORKER_CONCURRENCY",
+        value_name = "ALERTGRAPH_WORKER_CONCURRENCY",
+        default_value_t = 64
+    )]
     worker_concurrency: usize,
     /// Connections in the worker's own pool. Separate from the server's, so that a busy worker
     /// never starves ingest of connections in `up`.
-    #[arg(long, env = "ALERTGRAPH_WORKER_POOL_SIZE", default_value_t = 16)]
+    #[arg(
+        long,
+        env = "ALERTGRAPH_WORKER_POOL_SIZE",
+        value_name = "ALERTGRAPH_WORKER_POOL_SIZE",
+        default_value_t = 16
+    )]
     worker_pool_size: u32,
 }
 

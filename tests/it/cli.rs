@@ -121,3 +121,22 @@ async fn up_exits_with_a_clear_error_when_its_port_is_taken(db: PgPool) {
     assert!(stderr.contains("ALERTGRAPH_LISTEN"), "{stderr}");
     drop(taken);
 }
+
+#[test]
+fn a_bad_setting_is_refused_with_a_sentence_naming_its_variable() {
+    for (variable, value) in [
+        ("ALERTGRAPH_LISTEN", "not-an-address"),
+        ("ALERTGRAPH_WORKER_CONCURRENCY", "many"),
+        ("ALERTGRAPH_DEDUP_WINDOW_SECONDS", "-5"),
+    ] {
+        let output = Command::new(BINARY)
+            .arg("up")
+            .env("DATABASE_URL", "postgres://127.0.0.1:1/unused")
+            .env(variable, value)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{variable}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(variable), "{variable}: {stderr}");
+    }
+}
