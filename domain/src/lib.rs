@@ -14,6 +14,7 @@ pub mod job;
 pub mod mapping;
 pub mod normalize;
 pub mod notify;
+pub mod provider;
 pub mod secret;
 pub mod store;
 
