@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use domain::alert::Source;
 use domain::api_key::{self, KeyType, NewKey, Scope};
 use domain::ingest::{IngestSettings, WebhookSecrets};
-use domain::secret::Secret;
+use domain::secret::{Secret, SecretKey};
 use sqlx::PgPool;
 use tokio::sync::watch;
 
@@ -55,6 +55,33 @@ enum Command {
     /// Create, list and revoke API keys.
     #[command(subcommand)]
     ApiKey(ApiKeyCommand),
+    /// Manage the key that encrypts stored secrets.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SecretsCommand {
+    /// Re-encrypt every stored secret under a new key, in one transaction, and print the new
+    /// key. The current key is read from ALERTGRAPH_SECRET_KEY, else ./.alertgraph/secret.key
+    /// (which is then rewritten with the new key).
+    Rotate {
+        #[arg(
+            long,
+            env = "ALERTGRAPH_SECRET_KEY",
+            value_name = "ALERTGRAPH_SECRET_KEY",
+            hide_env_values = true
+        )]
+        secret_key: Option<String>,
+        /// The new key (base64, 32 bytes); generated when omitted.
+        #[arg(
+            long,
+            env = "ALERTGRAPH_NEW_SECRET_KEY",
+            value_name = "ALERTGRAPH_NEW_SECRET_KEY",
+            hide_env_values = true
+        )]
+        new_key: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -178,6 +205,10 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             check_migrated(&db).await?;
             api_key_command(&db, command).await
         }
+        Command::Secrets(SecretsCommand::Rotate { secret_key, new_key }) => {
+            check_migrated(&db).await?;
+            rotate_secrets(&db, secret_key, new_key).await
+        }
     };
     db.close().await;
     if let Some(embedded) = embedded {
@@ -294,6 +325,42 @@ async fn stop_on_signal(stop: watch::Sender<bool>) {
     }
     tracing::info!("stopping: finishing running work");
     let _ = stop.send(true);
+}
+
+/// Where `up` keeps the secret key it generates when ALERTGRAPH_SECRET_KEY is unset.
+const SECRET_KEY_FILE: &str = ".alertgraph/secret.key";
+
+async fn rotate_secrets(
+    db: &PgPool,
+    secret_key: Option<String>,
+    new_key: Option<String>,
+) -> anyhow::Result<()> {
+    let (old, from_file) = match secret_key {
+        Some(text) => (SecretKey::from_base64(&text).context("ALERTGRAPH_SECRET_KEY")?, false),
+        None => {
+            let text = tokio::fs::read_to_string(SECRET_KEY_FILE).await.with_context(|| {
+                format!("ALERTGRAPH_SECRET_KEY is unset and {SECRET_KEY_FILE} cannot be read")
+            })?;
+            (SecretKey::from_base64(&text).context(SECRET_KEY_FILE)?, true)
+        }
+    };
+    let new = match new_key {
+        Some(text) => SecretKey::from_base64(&text).context("ALERTGRAPH_NEW_SECRET_KEY")?,
+        None => SecretKey::generate(),
+    };
+    let rotated = domain::provider::registry::rotate_secrets(db, &old, &new)
+        .await
+        .context("re-encrypting stored secrets (nothing was changed)")?;
+    if from_file {
+        tokio::fs::write(SECRET_KEY_FILE, new.to_base64()).await.context(SECRET_KEY_FILE)?;
+        eprintln!("Re-encrypted {rotated} secret(s); {SECRET_KEY_FILE} now holds the new key.");
+    } else {
+        eprintln!(
+            "Re-encrypted {rotated} secret(s). Set ALERTGRAPH_SECRET_KEY to the new key below in every process."
+        );
+    }
+    println!("{}", new.to_base64());
+    Ok(())
 }
 
 async fn api_key_command(db: &PgPool, command: ApiKeyCommand) -> anyhow::Result<()> {

@@ -22,9 +22,11 @@ pub mod store;
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
 /// Brings a database up to date: applies migrations, then seeds the built-in rows that live in
-/// code (system indicator mappings), so that upgrades add new built-ins without a migration.
+/// code (system indicator mappings, built-in providers), so that upgrades add and update
+/// built-ins without a migration.
 pub async fn migrate(db: &sqlx::PgPool) -> Result<(), sqlx::Error> {
     MIGRATOR.run(db).await?;
     store::mapping::seed_system(db, normalize::SYSTEM_MAPPINGS).await?;
+    provider::registry::seed_builtin(db).await?;
     Ok(())
 }

@@ -140,3 +140,35 @@ fn a_bad_setting_is_refused_with_a_sentence_naming_its_variable() {
         assert!(stderr.contains(variable), "{variable}: {stderr}");
     }
 }
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn secrets_rotate_re_encrypts_stored_credentials_and_prints_the_new_key(db: PgPool) {
+    domain::migrate(&db).await.unwrap();
+    let old = domain::secret::SecretKey::generate();
+    let fields = std::collections::BTreeMap::from([("api_key".to_owned(), "gn-key".to_owned())]);
+    domain::provider::registry::set_credentials(&db, &old, "greynoise", &fields).await.unwrap();
+
+    let output = Command::new(BINARY)
+        .args(["secrets", "rotate"])
+        .env("DATABASE_URL", url_of(&db))
+        .env("ALERTGRAPH_SECRET_KEY", old.to_base64())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let new =
+        domain::secret::SecretKey::from_base64(&String::from_utf8(output.stdout).unwrap()).unwrap();
+
+    let providers = domain::provider::registry::load(&db).await.unwrap();
+    let greynoise = providers.iter().find(|p| p.spec.provider_name == "greynoise").unwrap();
+    let auth = greynoise.credentials(&new, |_| None).unwrap().unwrap();
+    assert_eq!(auth.get("api_key").map(|s| s.expose()), Some("gn-key"));
+
+    let refused = Command::new(BINARY)
+        .args(["secrets", "rotate"])
+        .env("DATABASE_URL", url_of(&db))
+        .env("ALERTGRAPH_SECRET_KEY", "too-short")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("ALERTGRAPH_SECRET_KEY"));
+}

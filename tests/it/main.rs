@@ -7,4 +7,5 @@ mod ingest_concurrency;
 mod ingest_errors;
 mod ingest_fixtures;
 mod ingest_writer;
+mod providers;
 mod queue;

@@ -13,6 +13,7 @@
 mod auth;
 mod extract;
 mod http;
+pub mod registry;
 mod spec;
 mod template;
 mod validate;

@@ -7,4 +7,5 @@ pub mod api_key;
 pub mod indicator;
 pub mod job;
 pub mod mapping;
+pub mod provider;
 pub mod rule;
