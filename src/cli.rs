@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use domain::alert::Source;
 use domain::api_key::{self, KeyType, NewKey, Scope};
+use domain::enrich::Enricher;
 use domain::ingest::{IngestSettings, WebhookSecrets};
 use domain::secret::{Secret, SecretKey};
 use sqlx::PgPool;
@@ -146,6 +147,23 @@ struct WorkerArgs {
         default_value_t = 64
     )]
     worker_concurrency: usize,
+    /// Base64 of 32 bytes: the key that encrypts stored secrets. `work` requires it; `up`
+    /// creates ./.alertgraph/secret.key and uses that when it is unset.
+    #[arg(
+        long,
+        env = "ALERTGRAPH_SECRET_KEY",
+        value_name = "ALERTGRAPH_SECRET_KEY",
+        hide_env_values = true
+    )]
+    secret_key: Option<String>,
+    /// Seconds a failed provider lookup is remembered before the provider is asked again.
+    #[arg(
+        long,
+        env = "ALERTGRAPH_ENRICHMENT_FAILURE_TTL_SECONDS",
+        value_name = "ALERTGRAPH_ENRICHMENT_FAILURE_TTL_SECONDS",
+        default_value_t = 60
+    )]
+    enrichment_failure_ttl_seconds: u64,
     /// Connections in the worker's own pool. Separate from the server's, so that a busy worker
     /// never starves ingest of connections in `up`.
     #[arg(
@@ -196,9 +214,16 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Work(worker) => {
             check_migrated(&db).await?;
+            let key = match &worker.secret_key {
+                Some(text) => SecretKey::from_base64(text).context("ALERTGRAPH_SECRET_KEY")?,
+                None => bail!(
+                    "ALERTGRAPH_SECRET_KEY is not set; `work` needs the key that encrypts stored \
+                     secrets (`alertgraph up` keeps one in {SECRET_KEY_FILE})"
+                ),
+            };
             let (stop, stopped) = watch::channel(false);
             tokio::spawn(stop_on_signal(stop));
-            work(&url, worker, stopped).await
+            work(&url, worker, key, stopped).await
         }
         Command::Migrate => migrate(&db).await,
         Command::ApiKey(command) => {
@@ -242,10 +267,14 @@ async fn check_migrated(db: &PgPool) -> anyhow::Result<()> {
 
 async fn up(url: &str, db: PgPool, server: ServerArgs, worker: WorkerArgs) -> anyhow::Result<()> {
     migrate(&db).await?;
+    let key = match &worker.secret_key {
+        Some(text) => SecretKey::from_base64(text).context("ALERTGRAPH_SECRET_KEY")?,
+        None => key_file().await?,
+    };
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(stop_on_signal(stop.clone()));
     let serving = serve(db, server, stopped.clone());
-    let working = work(url, worker, stopped);
+    let working = work(url, worker, key, stopped);
     tokio::pin!(serving, working);
     // Whichever half ends first (a signal, or a failure such as a port already in use) stops
     // the other, so `up` never lingers as half a process.
@@ -286,7 +315,43 @@ async fn serve(db: PgPool, args: ServerArgs, stopped: watch::Receiver<bool>) -> 
         .context("serving HTTP")
 }
 
-async fn work(url: &str, args: WorkerArgs, stopped: watch::Receiver<bool>) -> anyhow::Result<()> {
+/// The key in ./.alertgraph/secret.key, created on first use. Created under a temporary name
+/// and linked into place, so that two processes starting together end up with the same key.
+async fn key_file() -> anyhow::Result<SecretKey> {
+    let path = std::path::Path::new(SECRET_KEY_FILE);
+    if !path.exists() {
+        let key = SecretKey::generate();
+        let dir = path.parent().expect("the key file is in a directory");
+        tokio::fs::create_dir_all(dir).await.context(SECRET_KEY_FILE)?;
+        let temporary = dir.join(format!("secret.key.{}", std::process::id()));
+        tokio::fs::write(&temporary, key.to_base64()).await.context(SECRET_KEY_FILE)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let owner_only = std::fs::Permissions::from_mode(0o600);
+            tokio::fs::set_permissions(&temporary, owner_only).await.context(SECRET_KEY_FILE)?;
+        }
+        let linked = tokio::fs::hard_link(&temporary, path).await;
+        let _ = tokio::fs::remove_file(&temporary).await;
+        match linked {
+            Ok(()) => tracing::warn!(
+                path = SECRET_KEY_FILE,
+                "ALERTGRAPH_SECRET_KEY is unset: created a new secret key; back it up, it decrypts stored credentials"
+            ),
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(error) => return Err(error).context(SECRET_KEY_FILE),
+        }
+    }
+    let text = tokio::fs::read_to_string(path).await.context(SECRET_KEY_FILE)?;
+    SecretKey::from_base64(&text).context(SECRET_KEY_FILE)
+}
+
+async fn work(
+    url: &str,
+    args: WorkerArgs,
+    key: SecretKey,
+    stopped: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     if args.worker_concurrency == 0 {
         bail!("ALERTGRAPH_WORKER_CONCURRENCY must be at least 1");
     }
@@ -294,8 +359,18 @@ async fn work(url: &str, args: WorkerArgs, stopped: watch::Receiver<bool>) -> an
         bail!("ALERTGRAPH_WORKER_POOL_SIZE must be at least 2");
     }
     let db = database::connect(url, args.worker_pool_size).await?;
+    let client = reqwest::Client::builder()
+        .user_agent(concat!("alertgraph/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("building the HTTP client")?;
+    let failure_ttl = Duration::from_secs(args.enrichment_failure_ttl_seconds);
+    let env = std::env::vars().collect();
+    let (enricher, _reloading) = Enricher::start(&db, client, key, env, failure_ttl)
+        .await
+        .context("loading enrichment providers")?;
     let cfg = worker::WorkerConfig { concurrency: args.worker_concurrency, ..Default::default() };
-    let worked = worker::run(db.clone(), cfg, worker::pipeline(), wait_for_stop(stopped)).await;
+    let worked =
+        worker::run(db.clone(), cfg, worker::pipeline(enricher), wait_for_stop(stopped)).await;
     db.close().await;
     worked.context("running the worker")
 }

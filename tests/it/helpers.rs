@@ -2,9 +2,13 @@
 //! worker until the queue is empty, and read results back.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use domain::alert::Source;
 use domain::api_key::{KeyType, NewKey, Scope};
+use domain::enrich::Enricher;
+use domain::secret::SecretKey;
 use server::{AppState, ServerConfig};
 use sqlx::PgPool;
 
@@ -86,9 +90,26 @@ pub(crate) fn fixture(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("reading {path}: {error}"))
 }
 
+/// The secret key the tests seal credentials with.
+pub(crate) fn test_key() -> SecretKey {
+    SecretKey::from_base64("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=").expect("a valid key")
+}
+
+/// The enrichment stage's dependencies, with `env` standing in for the process environment.
+pub(crate) async fn enricher(db: &PgPool, env: &[(&str, &str)]) -> Arc<Enricher> {
+    let env = env.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect();
+    let client = reqwest::Client::new();
+    let (enricher, _reloading) =
+        Enricher::start(db, client, test_key(), env, Duration::from_secs(60))
+            .await
+            .expect("starting the enricher");
+    enricher
+}
+
 /// Runs the production job handlers until no job is due.
 pub(crate) async fn run_worker(db: &PgPool) -> usize {
-    worker::run_until_idle(db, &worker::pipeline(), "test-worker").await.expect("running jobs")
+    let handlers = worker::pipeline(enricher(db, &[]).await);
+    worker::run_until_idle(db, &handlers, "test-worker").await.expect("running jobs")
 }
 
 pub(crate) async fn count(db: &PgPool, table: &str) -> i64 {

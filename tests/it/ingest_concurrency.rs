@@ -7,7 +7,7 @@ use futures::future::join_all;
 use sqlx::PgPool;
 use tokio::sync::watch;
 
-use crate::helpers::{count, fixture, json_with_status, spawn_app};
+use crate::helpers::{count, enricher, fixture, json_with_status, spawn_app};
 
 #[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn fifty_identical_alerts_posted_at_once_store_one_alert_with_49_duplicates(db: PgPool) {
@@ -53,6 +53,7 @@ async fn two_hundred_distinct_alerts_are_each_processed_once_by_two_workers(db: 
 
     // Two worker loops, woken by NOTIFY, racing for the same queue.
     let (stop, stopped) = watch::channel(false);
+    let enricher = enricher(&db, &[]).await;
     let workers: Vec<_> = ["worker-a", "worker-b"]
         .into_iter()
         .map(|name| {
@@ -62,7 +63,8 @@ async fn two_hundred_distinct_alerts_are_each_processed_once_by_two_workers(db: 
                 ..Default::default()
             };
             let mut stopped = stopped.clone();
-            tokio::spawn(worker::run(db.clone(), cfg, worker::pipeline(), async move {
+            let pipeline = worker::pipeline(enricher.clone());
+            tokio::spawn(worker::run(db.clone(), cfg, pipeline, async move {
                 let _ = stopped.wait_for(|&stop| stop).await;
             }))
         })

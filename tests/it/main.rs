@@ -2,6 +2,7 @@
 //! PostgreSQL database per test (`#[sqlx::test]`).
 
 mod cli;
+mod enrichment;
 mod helpers;
 mod ingest_concurrency;
 mod ingest_errors;

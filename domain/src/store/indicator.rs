@@ -9,22 +9,23 @@ use crate::alert::{IndicatorType, Malice};
 use crate::indicator::Indicator;
 
 /// Upserts `indicators` (bumping `last_seen` on those already known) and links them to the
-/// alert, in one statement. Rows are written in (type, value) order, so two transactions
-/// touching overlapping indicators lock them in the same order and cannot deadlock each other.
+/// alert, in one statement, returning each indicator's id. Rows are written in (type, value)
+/// order, so two transactions touching overlapping indicators lock them in the same order and
+/// cannot deadlock each other.
 pub async fn upsert_and_link(
     db: impl PgExecutor<'_>,
     alert_id: Uuid,
     indicators: &[Indicator],
-) -> Result<(), sqlx::Error> {
+) -> Result<Vec<(Uuid, Indicator)>, sqlx::Error> {
     if indicators.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let mut sorted: Vec<&Indicator> = indicators.iter().collect();
     sorted.sort();
     sorted.dedup();
     let kinds: Vec<&str> = sorted.iter().map(|i| i.kind.as_str()).collect();
     let values: Vec<&str> = sorted.iter().map(|i| i.value.as_str()).collect();
-    sqlx::query!(
+    let rows = sqlx::query!(
         r#"with upserted as (
                insert into indicator (type, value)
                select kind::indicator_type, value
@@ -32,21 +33,27 @@ pub async fn upsert_and_link(
                order by position
                on conflict on constraint indicator_type_value_key
                do update set last_seen = greatest(indicator.last_seen, excluded.last_seen)
-               returning indicator_id
+               returning indicator_id, type, value
+           ),
+           linked as (
+               insert into alert_indicator (alert_id, indicator_id)
+               select $1, indicator_id from upserted
+               -- An alert deleted after ingest is reported by `finish_enrichment`, not as a
+               -- foreign-key error here.
+               where exists (select 1 from alert where alert_id = $1)
+               on conflict on constraint alert_indicator_pkey do nothing
            )
-           insert into alert_indicator (alert_id, indicator_id)
-           select $1, indicator_id from upserted
-           -- An alert deleted after ingest is reported by `finish_enrichment`, not as a
-           -- foreign-key error here.
-           where exists (select 1 from alert where alert_id = $1)
-           on conflict on constraint alert_indicator_pkey do nothing"#,
+           select indicator_id, type as "kind: IndicatorType", value from upserted"#,
         alert_id,
         &kinds as &[&str],
         &values as &[&str],
     )
-    .execute(db)
+    .fetch_all(db)
     .await?;
-    Ok(())
+    Ok(rows
+        .into_iter()
+        .map(|row| (row.indicator_id, Indicator { kind: row.kind, value: row.value }))
+        .collect())
 }
 
 /// An indicator as stored.

@@ -4,6 +4,7 @@
 pub mod activity;
 pub mod alert;
 pub mod api_key;
+pub mod enrichment;
 pub mod indicator;
 pub mod job;
 pub mod mapping;

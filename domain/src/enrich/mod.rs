@@ -1,0 +1,65 @@
+//! The enrichment stage, run by the `enrich_alert` job.
+//!
+//! It upserts and links the alert's indicators, looks up the enrichable ones with every
+//! configured provider ([`run`]), then records the detection rule the alert names (created on
+//! first sight, with its readable name and MITRE ids), the alert's verdict (its worst
+//! indicator's) and its enrichment status, and completes the job in that same transaction.
+
+use sqlx::PgPool;
+
+mod enrichable;
+pub mod run;
+
+pub use enrichable::is_enrichable;
+pub use run::Enricher;
+
+use crate::alert::EnrichmentStatus;
+use crate::job::EnrichAlert;
+use crate::store;
+
+/// Why the stage could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum EnrichError {
+    /// The job names an alert that no longer exists (deleted after ingest). Not retryable.
+    #[error("alert {0} does not exist")]
+    AlertGone(uuid::Uuid),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// Runs the stage and returns the transaction holding its final writes, uncommitted: the
+/// caller completes its job in it (fenced by the job's lease) and commits, so the alert's status
+/// and the job's completion commit together or not at all.
+#[tracing::instrument(skip_all, fields(alert.id = %job.alert_id))]
+pub async fn enrich_alert(
+    db: &PgPool,
+    enricher: &Enricher,
+    job: &EnrichAlert,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, EnrichError> {
+    let linked = store::indicator::upsert_and_link(db, job.alert_id, &job.indicators).await?;
+    let summary = enricher.enrich(db, &linked).await?;
+    let status = if summary.succeeded.is_empty() && !summary.failed.is_empty() {
+        EnrichmentStatus::Failed
+    } else {
+        EnrichmentStatus::Enriched
+    };
+    let details = serde_json::json!({
+        "indicator_count": job.indicators.len(),
+        "succeeded": summary.succeeded,
+        "failed": summary.failed,
+        "cached": summary.cached,
+    });
+    let mut tx = db.begin().await?;
+    let finished = store::alert::finish_enrichment(
+        &mut *tx,
+        job.alert_id,
+        job.detection_rule.as_ref(),
+        status,
+        &details,
+    )
+    .await?;
+    if !finished {
+        return Err(EnrichError::AlertGone(job.alert_id));
+    }
+    Ok(tx)
+}

@@ -1,0 +1,271 @@
+//! The provider lookups of the enrichment stage: every enrichable indicator × every configured
+//! provider that supports its type, in parallel, each provider bounded by its concurrency
+//! limit. Fresh results in `enrichment_result` are reused (the cache every worker shares); new
+//! outcomes, failures included, are stored with the provider's TTL (failures with a short one).
+//!
+//! A provider's failure is its own: it is recorded as a failed result and never fails the job
+//! or delays another provider beyond its own timeout. A 429 is retried once after its
+//! `Retry-After` (up to [`MAX_RETRY_AFTER`]), a transient error once after a short pause; a
+//! timeout is not retried, since it has already used its whole budget.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use tokio::sync::Semaphore;
+use uuid::Uuid;
+
+use crate::alert::Malice;
+use crate::indicator::Indicator;
+use crate::provider::registry::{self, StoredProvider};
+use crate::provider::{AuthValues, Lookup, LookupError, extract, lookup, verdict};
+use crate::secret::SecretKey;
+use crate::store::enrichment::{self as result_store, NewResult};
+
+/// The longest `Retry-After` worth waiting for inside a job; a longer one is recorded as a
+/// failure and the next enrichment after the failure TTL tries again.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+/// Pause before the one retry of a transient failure.
+const TRANSIENT_RETRY_PAUSE: Duration = Duration::from_millis(500);
+
+/// A provider ready to call: enabled, with all its credentials.
+#[derive(Debug)]
+struct Configured {
+    provider: StoredProvider,
+    auth: AuthValues,
+    /// Calls in flight from this process, bounded by the provider's concurrency limit.
+    slots: Arc<Semaphore>,
+}
+
+/// What the enrichment stage needs besides the database, shared by every job of a worker.
+#[derive(Debug)]
+pub struct Enricher {
+    client: reqwest::Client,
+    key: SecretKey,
+    /// The process environment as read at start-up, for `<PROVIDER>_<FIELD>` credentials.
+    env: BTreeMap<String, String>,
+    /// How long a failed lookup is cached before it is tried again.
+    failure_ttl: Duration,
+    providers: RwLock<Arc<Vec<Arc<Configured>>>>,
+}
+
+/// What an enrichment run did, for the alert's status and activity log.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RunSummary {
+    pub succeeded: Vec<String>,
+    pub failed: Vec<String>,
+    /// Lookups answered from the cache.
+    pub cached: usize,
+}
+
+impl Enricher {
+    /// Loads the configured providers and keeps them current: the returned task reloads them
+    /// whenever any process changes a provider (NOTIFY), and ends when the pool closes.
+    pub async fn start(
+        db: &PgPool,
+        client: reqwest::Client,
+        key: SecretKey,
+        env: BTreeMap<String, String>,
+        failure_ttl: Duration,
+    ) -> Result<(Arc<Enricher>, tokio::task::JoinHandle<()>), sqlx::Error> {
+        let enricher =
+            Arc::new(Enricher { client, key, env, failure_ttl, providers: RwLock::default() });
+        let mut listener = PgListener::connect_with(db).await?;
+        listener.listen(crate::notify::CONFIG_CHANGED).await?;
+        enricher.reload(db).await;
+        let reloading = tokio::spawn({
+            let (db, enricher) = (db.clone(), enricher.clone());
+            async move {
+                loop {
+                    match listener.recv().await {
+                        Ok(_) => enricher.reload(&db).await,
+                        Err(sqlx::Error::PoolClosed) => return,
+                        Err(error) => {
+                            tracing::warn!(error = %error, "provider listener lost its connection");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            enricher.reload(&db).await;
+                        }
+                    }
+                }
+            }
+        });
+        Ok((enricher, reloading))
+    }
+
+    /// Replaces the provider snapshot; on failure the previous one stays in force.
+    pub async fn reload(&self, db: &PgPool) {
+        let stored = match registry::load(db).await {
+            Ok(stored) => stored,
+            Err(error) => {
+                tracing::warn!(error = %error, "loading providers failed; keeping the previous set");
+                return;
+            }
+        };
+        let configured: Vec<Arc<Configured>> = stored
+            .into_iter()
+            .filter(|provider| provider.is_active)
+            .filter_map(|provider| {
+                let name = provider.spec.provider_name.clone();
+                match provider.credentials(&self.key, |var| self.env.get(var).cloned()) {
+                    Ok(Some(auth)) => {
+                        let slots = Arc::new(Semaphore::new(provider.spec.concurrency_limit() as usize));
+                        Some(Arc::new(Configured { provider, auth, slots }))
+                    }
+                    Ok(None) => None,
+                    Err(error) => {
+                        tracing::warn!(provider = %name, error = %error, "cannot read stored credentials");
+                        None
+                    }
+                }
+            })
+            .collect();
+        *self.providers.write().unwrap_or_else(|poisoned| poisoned.into_inner()) =
+            Arc::new(configured);
+    }
+
+    /// The definition in force for a configured provider (people's edits applied); `None` when
+    /// the provider is disabled or lacks credentials.
+    pub fn configured(&self, name: &str) -> Option<crate::provider::ProviderSpec> {
+        let providers = self.snapshot();
+        providers
+            .iter()
+            .find(|c| c.provider.spec.provider_name == name)
+            .map(|c| c.provider.spec.clone())
+    }
+
+    fn snapshot(&self) -> Arc<Vec<Arc<Configured>>> {
+        self.providers.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    /// Looks up every (indicator, provider) pair that has no fresh result, stores the
+    /// outcomes, and refreshes the indicators' verdicts.
+    pub async fn enrich(
+        &self,
+        db: &PgPool,
+        indicators: &[(Uuid, Indicator)],
+    ) -> Result<RunSummary, sqlx::Error> {
+        let providers = self.snapshot();
+        let targets: Vec<&(Uuid, Indicator)> =
+            indicators.iter().filter(|(_, indicator)| super::is_enrichable(indicator)).collect();
+        let mut pairs: Vec<(&(Uuid, Indicator), &Arc<Configured>)> = Vec::new();
+        for target in &targets {
+            for configured in providers.iter() {
+                if configured.provider.spec.supports(target.1.kind) {
+                    pairs.push((target, configured));
+                }
+            }
+        }
+        let indicator_ids: Vec<Uuid> = targets.iter().map(|(id, _)| *id).collect();
+        let provider_ids: Vec<Uuid> =
+            providers.iter().map(|c| c.provider.enrichment_provider_id).collect();
+        let fresh: HashSet<(Uuid, Uuid)> =
+            result_store::fresh(db, &indicator_ids, &provider_ids).await?.into_iter().collect();
+
+        let mut summary = RunSummary::default();
+        let mut lookups = Vec::new();
+        for ((indicator_id, indicator), configured) in pairs {
+            let provider_id = configured.provider.enrichment_provider_id;
+            if fresh.contains(&(*indicator_id, provider_id)) {
+                summary.cached += 1;
+                summary.succeeded.push(configured.provider.spec.provider_name.clone());
+            } else {
+                lookups.push(self.look_up(configured, *indicator_id, indicator));
+            }
+        }
+        let results = futures::future::join_all(lookups).await;
+        for result in &results {
+            let name = providers
+                .iter()
+                .find(|c| c.provider.enrichment_provider_id == result.enrichment_provider_id)
+                .map(|c| c.provider.spec.provider_name.clone())
+                .unwrap_or_default();
+            if result.success { summary.succeeded.push(name) } else { summary.failed.push(name) }
+        }
+        result_store::save(db, &results).await?;
+        result_store::refresh_verdicts(db, &indicator_ids).await?;
+        summary.succeeded.sort();
+        summary.succeeded.dedup();
+        summary.failed.sort();
+        summary.failed.dedup();
+        summary.failed.retain(|name| !summary.succeeded.contains(name));
+        Ok(summary)
+    }
+
+    /// One lookup, retried once where that can help, turned into a result to store.
+    async fn look_up(
+        &self,
+        configured: &Configured,
+        indicator_id: Uuid,
+        indicator: &Indicator,
+    ) -> NewResult {
+        let spec = &configured.provider.spec;
+        let outcome = {
+            // The semaphore is never closed, so acquiring cannot fail.
+            let _slot = configured.slots.acquire().await;
+            let first = lookup(&self.client, spec, &configured.auth, indicator).await;
+            match retry_pause(&first) {
+                Some(pause) => {
+                    tokio::time::sleep(pause).await;
+                    lookup(&self.client, spec, &configured.auth, indicator).await
+                }
+                None => first,
+            }
+        };
+        let base = NewResult {
+            indicator_id,
+            enrichment_provider_id: configured.provider.enrichment_provider_id,
+            success: true,
+            extracted: json!({}),
+            raw: None,
+            error: None,
+            malice: Malice::Pending,
+            ttl: spec.cache_ttl(indicator.kind),
+        };
+        match outcome {
+            Ok(Lookup::Found(found)) => {
+                let raw: serde_json::Map<String, Value> = found
+                    .responses
+                    .iter()
+                    .map(|response| (response.step.clone(), response.body.clone()))
+                    .collect();
+                let extracted = extract(&configured.provider.extractions, indicator.kind, &found);
+                let malice = verdict(&spec.malice_rules, &Lookup::Found(found));
+                NewResult {
+                    extracted: Value::Object(extracted),
+                    raw: Some(Value::Object(raw)),
+                    malice,
+                    ..base
+                }
+            }
+            Ok(Lookup::NotFound) => {
+                NewResult { malice: verdict(&spec.malice_rules, &Lookup::NotFound), ..base }
+            }
+            Err(error) => {
+                tracing::info!(provider = %spec.provider_name, error = %error, "lookup failed");
+                NewResult {
+                    success: false,
+                    error: Some(error.to_string()),
+                    ttl: self.failure_ttl,
+                    ..base
+                }
+            }
+        }
+    }
+}
+
+/// How long to wait before the one retry, if this outcome deserves one.
+fn retry_pause(outcome: &Result<Lookup, LookupError>) -> Option<Duration> {
+    match outcome {
+        Err(LookupError::RateLimited { retry_after: Some(after), .. })
+            if *after <= MAX_RETRY_AFTER =>
+        {
+            Some(*after)
+        }
+        Err(LookupError::RateLimited { retry_after: None, .. }) => Some(Duration::from_secs(1)),
+        Err(LookupError::Transient { .. }) => Some(TRANSIENT_RETRY_PAUSE),
+        _ => None,
+    }
+}

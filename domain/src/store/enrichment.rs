@@ -1,0 +1,139 @@
+//! The `enrichment_result` table: the latest lookup of each (indicator, provider), shared by
+//! every worker as the cache, and the indicator verdicts computed from it.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgExecutor;
+use sqlx::postgres::types::PgInterval;
+use uuid::Uuid;
+
+use crate::alert::Malice;
+
+/// The (indicator, provider) pairs among those given whose result is still fresh.
+pub async fn fresh(
+    db: impl PgExecutor<'_>,
+    indicator_ids: &[Uuid],
+    provider_ids: &[Uuid],
+) -> Result<Vec<(Uuid, Uuid)>, sqlx::Error> {
+    let rows = sqlx::query!(
+        "select indicator_id, enrichment_provider_id from enrichment_result
+         where indicator_id = any($1) and enrichment_provider_id = any($2) and expires_at > now()",
+        indicator_ids,
+        provider_ids,
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|row| (row.indicator_id, row.enrichment_provider_id)).collect())
+}
+
+/// One lookup's outcome, to be cached for `ttl`.
+#[derive(Debug, Clone)]
+pub struct NewResult {
+    pub indicator_id: Uuid,
+    pub enrichment_provider_id: Uuid,
+    pub success: bool,
+    pub extracted: serde_json::Value,
+    pub raw: Option<serde_json::Value>,
+    pub error: Option<String>,
+    pub malice: Malice,
+    pub ttl: Duration,
+}
+
+/// Stores lookups, replacing older results of the same pairs.
+pub async fn save(db: impl PgExecutor<'_>, results: &[NewResult]) -> Result<(), sqlx::Error> {
+    if results.is_empty() {
+        return Ok(());
+    }
+    let indicators: Vec<Uuid> = results.iter().map(|r| r.indicator_id).collect();
+    let providers: Vec<Uuid> = results.iter().map(|r| r.enrichment_provider_id).collect();
+    let successes: Vec<bool> = results.iter().map(|r| r.success).collect();
+    let extracted: Vec<&serde_json::Value> = results.iter().map(|r| &r.extracted).collect();
+    let raws: Vec<Option<&serde_json::Value>> = results.iter().map(|r| r.raw.as_ref()).collect();
+    let errors: Vec<Option<&str>> = results.iter().map(|r| r.error.as_deref()).collect();
+    let verdicts: Vec<&str> = results.iter().map(|r| r.malice.as_str()).collect();
+    let ttls: Vec<PgInterval> = results
+        .iter()
+        .map(|r| PgInterval { months: 0, days: 0, microseconds: r.ttl.as_micros() as i64 })
+        .collect();
+    sqlx::query!(
+        r#"insert into enrichment_result (indicator_id, enrichment_provider_id, success, extracted,
+                                          raw, error, malice, enriched_at, expires_at)
+           select indicator_id, provider_id, success, extracted, raw, error,
+                  verdict::malice, now(), now() + ttl
+           from unnest($1::uuid[], $2::uuid[], $3::bool[], $4::jsonb[], $5::jsonb[], $6::text[],
+                       $7::text[], $8::interval[])
+                as given(indicator_id, provider_id, success, extracted, raw, error, verdict, ttl)
+           on conflict on constraint enrichment_result_pkey
+           do update set success = excluded.success, extracted = excluded.extracted,
+                         raw = excluded.raw, error = excluded.error, malice = excluded.malice,
+                         enriched_at = excluded.enriched_at, expires_at = excluded.expires_at"#,
+        &indicators,
+        &providers,
+        &successes,
+        &extracted as &[&serde_json::Value],
+        &raws as &[Option<&serde_json::Value>],
+        &errors as &[Option<&str>],
+        &verdicts as &[&str],
+        &ttls,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Sets each indicator's verdict to the worst of its successful results (SPEC §3). An analyst's
+/// override is a separate column and is not touched.
+pub async fn refresh_verdicts(
+    db: impl PgExecutor<'_>,
+    indicator_ids: &[Uuid],
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        r#"update indicator i
+           set malice = coalesce((select max(r.malice) from enrichment_result r
+                                  where r.indicator_id = i.indicator_id and r.success),
+                                 'Pending')
+           where i.indicator_id = any($1)"#,
+        indicator_ids,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// A stored result with its provider's name and its indicator.
+#[derive(Debug, Clone)]
+pub struct ResultRow {
+    pub provider: String,
+    pub indicator_type: String,
+    pub indicator_value: String,
+    pub success: bool,
+    pub extracted: serde_json::Value,
+    pub raw: Option<serde_json::Value>,
+    pub error: Option<String>,
+    pub malice: Malice,
+    pub enriched_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The results of every indicator of an alert.
+pub async fn for_alert(
+    db: impl PgExecutor<'_>,
+    alert_id: Uuid,
+) -> Result<Vec<ResultRow>, sqlx::Error> {
+    sqlx::query_as!(
+        ResultRow,
+        r#"select p.name as provider, i.type::text as "indicator_type!", i.value as indicator_value,
+                  r.success, r.extracted, r.raw, r.error, r.malice as "malice: Malice",
+                  r.enriched_at, r.expires_at
+           from alert_indicator ai
+           join indicator i using (indicator_id)
+           join enrichment_result r using (indicator_id)
+           join enrichment_provider p using (enrichment_provider_id)
+           where ai.alert_id = $1
+           order by i.type, i.value, p.name"#,
+        alert_id,
+    )
+    .fetch_all(db)
+    .await
+}

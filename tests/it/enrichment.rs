@@ -1,0 +1,315 @@
+//! The enrichment stage end to end: HTTP ingest, the worker, and providers answering from local
+//! mock servers with the recorded bodies in `../shared/fixtures/providers/responses/`.
+
+use std::time::{Duration, Instant};
+
+use domain::store::enrichment::ResultRow;
+use domain::store::provider::update_settings;
+use sqlx::PgPool;
+use uuid::Uuid;
+use wiremock::matchers::{header, method, path, path_regex, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::helpers::{enricher, fixture, json_with_status, spawn_app};
+
+fn response(name: &str) -> serde_json::Value {
+    let path =
+        format!("{}/../shared/fixtures/providers/responses/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+fn answer(status: u16, name: &str) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_json(response(name))
+}
+
+const ENV: &[(&str, &str)] = &[
+    ("VIRUSTOTAL_API_KEY", "vt-test-key"),
+    ("ABUSEIPDB_API_KEY", "abuse-test-key"),
+    ("GREYNOISE_API_KEY", "gn-test-key"),
+    ("OKTA_DOMAIN", "contoso.okta.example"),
+    ("OKTA_API_TOKEN", "okta-test-token"),
+];
+
+/// Points the built-in providers at the mock server.
+async fn point_providers_at(db: &PgPool, mock: &MockServer) {
+    domain::migrate(db).await.unwrap();
+    let uri = mock.uri();
+    for (name, base) in [
+        ("virustotal", format!("{uri}/api/v3")),
+        ("abuseipdb", format!("{uri}/api/v2")),
+        ("greynoise", uri.clone()),
+        ("okta", uri.clone()),
+    ] {
+        assert!(update_settings(db, name, Some(&base), None).await.unwrap());
+    }
+}
+
+async fn ingest(app: &crate::helpers::TestApp, source: &str, payload: String) -> Uuid {
+    let receipt = json_with_status(app.ingest(source, payload).await, 202).await;
+    receipt["alert_id"].as_str().unwrap().parse().unwrap()
+}
+
+async fn run(db: &PgPool, enricher: std::sync::Arc<domain::enrich::Enricher>) {
+    worker::run_until_idle(db, &worker::pipeline(enricher), "test-worker").await.unwrap();
+}
+
+fn result<'a>(results: &'a [ResultRow], provider: &str, value: &str) -> &'a ResultRow {
+    results
+        .iter()
+        .find(|r| r.provider == provider && r.indicator_value == value)
+        .unwrap_or_else(|| panic!("no {provider} result for {value}: {results:#?}"))
+}
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn the_tor_sign_in_alert_is_enriched_by_every_supporting_provider(db: PgPool) {
+    let mock = MockServer::start().await;
+    point_providers_at(&db, &mock).await;
+    let tor = "185.220.101.34";
+    Mock::given(method("GET"))
+        .and(path(format!("/api/v3/ip_addresses/{tor}")))
+        .and(header("x-apikey", "vt-test-key"))
+        .respond_with(answer(200, "virustotal.ip_malicious.json"))
+        .expect(1)
+        .mount(&mock)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/v3/domains/aad-signin-svc.contoso.com"))
+        .respond_with(answer(200, "virustotal.domain_clean.json"))
+        .expect(1)
+        .mount(&mock)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/v2/check"))
+        .and(query_param("ipAddress", tor))
+        .and(header("Key", "abuse-test-key"))
+        .respond_with(answer(200, "abuseipdb.check_malicious.json"))
+        .expect(1)
+        .mount(&mock)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/v3/community/{tor}")))
+        .respond_with(answer(200, "greynoise.noise_malicious.json"))
+        .expect(1)
+        .mount(&mock)
+        .await;
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/api/v1/users/j\.martinez(@|%40)contoso\.com$"))
+        .and(header("Authorization", "SSWS okta-test-token"))
+        .respond_with(answer(200, "okta.user_active.json"))
+        .expect(1)
+        .mount(&mock)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/v1/users/00u8jm2rt4QxK7vZp5d7/groups"))
+        .respond_with(answer(200, "okta.user_groups.json"))
+        .expect(1)
+        .mount(&mock)
+        .await;
+    let app = spawn_app(db.clone()).await;
+
+    let alert_id = ingest(&app, "sentinel", fixture("01_sentinel_brute_force_tor.json")).await;
+    run(&db, enricher(&db, ENV).await).await;
+
+    let results = domain::store::enrichment::for_alert(&db, alert_id).await.unwrap();
+    for provider in ["virustotal", "abuseipdb", "greynoise"] {
+        let found = result(&results, provider, tor);
+        assert!(found.success, "{provider}: {:?}", found.error);
+        assert_eq!(found.malice.as_str(), "Malicious", "{provider}");
+    }
+    assert_eq!(
+        result(&results, "abuseipdb", tor).extracted["abuse_confidence_score"],
+        100,
+        "{:#?}",
+        result(&results, "abuseipdb", tor).extracted
+    );
+    let domain_result = result(&results, "virustotal", "aad-signin-svc.contoso.com");
+    assert_eq!(domain_result.malice.as_str(), "Benign");
+    let okta = result(&results, "okta", "j.martinez@contoso.com");
+    assert!(
+        okta.success && okta.raw.as_ref().is_some_and(|raw| raw.get("groups").is_some()),
+        "{okta:#?}"
+    );
+    assert_eq!(results.len(), 5, "one result per supporting provider and indicator");
+
+    let alert = domain::store::alert::get(&db, alert_id).await.unwrap().unwrap();
+    assert_eq!(alert.enrichment_status.as_str(), "Enriched");
+    assert_eq!(alert.malice.as_str(), "Malicious", "the alert takes its worst indicator's verdict");
+    let ip_verdict: String =
+        sqlx::query_scalar("select malice::text from indicator where value = $1")
+            .bind(tor)
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(ip_verdict, "Malicious");
+}
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn private_addresses_are_never_sent_and_a_cached_result_makes_no_second_call(db: PgPool) {
+    let mock = MockServer::start().await;
+    point_providers_at(&db, &mock).await;
+    // Both samples carry 185.220.101.32 (public) and 10.0.0.55 (private).
+    Mock::given(method("GET"))
+        .and(path("/api/v3/ip_addresses/185.220.101.32"))
+        .respond_with(answer(200, "virustotal.ip_malicious.json"))
+        .expect(1)
+        .mount(&mock)
+        .await;
+    Mock::given(method("GET"))
+        .and(path_regex("10\\.0\\.0\\.55"))
+        .respond_with(ResponseTemplate::new(500))
+        .expect(0)
+        .mount(&mock)
+        .await;
+    let app = spawn_app(db.clone()).await;
+    let enricher = enricher(&db, &[("VIRUSTOTAL_API_KEY", "vt-test-key")]).await;
+
+    let first = ingest(&app, "sentinel", fixture("sentinel_alert.json")).await;
+    run(&db, enricher.clone()).await;
+    let second = ingest(&app, "elastic", fixture("elastic_alert.json")).await;
+    run(&db, enricher).await;
+
+    for alert_id in [first, second] {
+        let results = domain::store::enrichment::for_alert(&db, alert_id).await.unwrap();
+        assert!(result(&results, "virustotal", "185.220.101.32").success);
+        assert!(results.iter().all(|r| r.indicator_value != "10.0.0.55"));
+    }
+    // `expect(1)` above: the second alert's lookup of the same IP came from the cache.
+}
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn a_rejected_key_fails_that_provider_alone_and_a_429_is_retried_after_retry_after(
+    db: PgPool,
+) {
+    let mock = MockServer::start().await;
+    point_providers_at(&db, &mock).await;
+    let tor = "185.220.101.34";
+    Mock::given(method("GET"))
+        .and(path("/api/v2/check"))
+        .respond_with(answer(401, "abuseipdb.unauthorized.json"))
+        .mount(&mock)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/v3/community/{tor}")))
+        .respond_with(
+            answer(429, "virustotal.quota_exceeded.json").insert_header("Retry-After", "1"),
+        )
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&mock)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/v3/community/{tor}")))
+        .respond_with(answer(200, "greynoise.noise_malicious.json"))
+        .expect(1)
+        .mount(&mock)
+        .await;
+    let app = spawn_app(db.clone()).await;
+    let env = [("ABUSEIPDB_API_KEY", "revoked"), ("GREYNOISE_API_KEY", "gn-test-key")];
+
+    let alert_id = ingest(
+        &app,
+        "generic",
+        serde_json::json!({"title": "Sign-in from Tor", "src_ip": tor}).to_string(),
+    )
+    .await;
+    run(&db, enricher(&db, &env).await).await;
+
+    let results = domain::store::enrichment::for_alert(&db, alert_id).await.unwrap();
+    let rejected = result(&results, "abuseipdb", tor);
+    assert!(!rejected.success);
+    assert!(rejected.error.as_deref().unwrap_or_default().contains("401"), "{rejected:?}");
+    assert!(
+        !rejected.error.as_deref().unwrap_or_default().contains("revoked"),
+        "the key is never echoed"
+    );
+    assert!(result(&results, "greynoise", tor).success, "retried after Retry-After");
+    let alert = domain::store::alert::get(&db, alert_id).await.unwrap().unwrap();
+    assert_eq!(alert.enrichment_status.as_str(), "Enriched");
+    assert_eq!(alert.malice.as_str(), "Malicious");
+}
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn a_provider_that_hangs_is_cut_at_its_timeout_without_holding_up_the_others(db: PgPool) {
+    let mock = MockServer::start().await;
+    point_providers_at(&db, &mock).await;
+    let mut slow: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!(
+            "{}/../shared/fixtures/providers/greynoise.provider.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    slow["provider_name"] = "slowintel".into();
+    slow["http_config"]["steps"][0]["url"] =
+        format!("{}/slow/{{{{indicator.value}}}}", mock.uri()).into();
+    slow["http_config"]["steps"][0]["timeout_seconds"] = 1.into();
+    domain::provider::registry::import(&db, &slow, None).await.unwrap();
+    Mock::given(method("GET"))
+        .and(path_regex("^/slow/"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(10)))
+        .mount(&mock)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/v3/ip_addresses/203.0.113.45"))
+        .respond_with(answer(200, "virustotal.ip_clean.json"))
+        .mount(&mock)
+        .await;
+    let app = spawn_app(db.clone()).await;
+    let env = [("VIRUSTOTAL_API_KEY", "vt-test-key"), ("SLOWINTEL_API_KEY", "x")];
+    let enricher = enricher(&db, &env).await;
+
+    let alert_id = ingest(
+        &app,
+        "generic",
+        serde_json::json!({"title": "Phish", "src_ip": "203.0.113.45"}).to_string(),
+    )
+    .await;
+    let started = Instant::now();
+    run(&db, enricher).await;
+    let took = started.elapsed();
+
+    assert!(took < Duration::from_millis(2500), "the stage waited {took:?} for a 1 s timeout");
+    let results = domain::store::enrichment::for_alert(&db, alert_id).await.unwrap();
+    assert!(result(&results, "virustotal", "203.0.113.45").success);
+    let timed_out = result(&results, "slowintel", "203.0.113.45");
+    assert!(
+        !timed_out.success && timed_out.error.as_deref().unwrap_or_default().contains("within"),
+        "{timed_out:?}"
+    );
+}
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn a_base_url_changed_while_the_worker_runs_is_used_for_the_next_lookup(db: PgPool) {
+    let (old, new) = (MockServer::start().await, MockServer::start().await);
+    point_providers_at(&db, &old).await;
+    for (mock, ip) in [(&old, "198.51.100.1"), (&new, "198.51.100.2")] {
+        Mock::given(method("GET"))
+            .and(path(format!("/api/v3/ip_addresses/{ip}")))
+            .respond_with(answer(200, "virustotal.ip_clean.json"))
+            .expect(1)
+            .mount(mock)
+            .await;
+    }
+    let app = spawn_app(db.clone()).await;
+    let enricher = enricher(&db, &[("VIRUSTOTAL_API_KEY", "vt-test-key")]).await;
+
+    ingest(&app, "generic", serde_json::json!({"title": "one", "ip": "198.51.100.1"}).to_string())
+        .await;
+    run(&db, enricher.clone()).await;
+    let moved = format!("{}/api/v3", new.uri());
+    update_settings(&db, "virustotal", Some(&moved), None).await.unwrap();
+    // The change reaches the running enricher through NOTIFY.
+    for _ in 0..200 {
+        if enricher.configured("virustotal").and_then(|spec| spec.base_url).as_deref()
+            == Some(moved.as_str())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    ingest(&app, "generic", serde_json::json!({"title": "two", "ip": "198.51.100.2"}).to_string())
+        .await;
+    run(&db, enricher).await;
+    // Each mock's `expect(1)` is checked when it is dropped.
+}
