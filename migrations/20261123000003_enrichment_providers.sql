@@ -60,3 +60,15 @@ create table enrichment_result (
 );
 
 create index enrichment_result_provider_idx on enrichment_result (enrichment_provider_id);
+
+-- Single flight across every worker: the one holding the claim of an (indicator, provider)
+-- calls the provider; others wait for its result instead of calling too. A claim expires, so a
+-- worker that dies mid-lookup only delays the next one.
+create table enrichment_lookup (
+    indicator_id uuid not null
+        constraint enrichment_lookup_indicator_fkey references indicator on delete cascade,
+    enrichment_provider_id uuid not null
+        constraint enrichment_lookup_provider_fkey references enrichment_provider on delete cascade,
+    claimed_until timestamptz not null,
+    constraint enrichment_lookup_pkey primary key (indicator_id, enrichment_provider_id)
+);

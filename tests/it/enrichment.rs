@@ -313,3 +313,49 @@ async fn a_base_url_changed_while_the_worker_runs_is_used_for_the_next_lookup(db
     run(&db, enricher).await;
     // Each mock's `expect(1)` is checked when it is dropped.
 }
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn fifty_alerts_sharing_an_ip_across_two_workers_make_one_call_per_provider(db: PgPool) {
+    let mock = MockServer::start().await;
+    point_providers_at(&db, &mock).await;
+    let ip = "203.0.113.99";
+    // Slow answers, so that lookups from both workers overlap.
+    Mock::given(method("GET"))
+        .and(path(format!("/api/v3/ip_addresses/{ip}")))
+        .respond_with(
+            answer(200, "virustotal.ip_malicious.json").set_delay(Duration::from_millis(300)),
+        )
+        .expect(1)
+        .mount(&mock)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/v3/community/{ip}")))
+        .respond_with(
+            answer(200, "greynoise.noise_malicious.json").set_delay(Duration::from_millis(300)),
+        )
+        .expect(1)
+        .mount(&mock)
+        .await;
+    let app = spawn_app(db.clone()).await;
+    let env = [("VIRUSTOTAL_API_KEY", "vt-test-key"), ("GREYNOISE_API_KEY", "gn-test-key")];
+
+    futures::future::join_all((0..50).map(|n| {
+        let payload = serde_json::json!({"title": format!("Scan {n}"), "src_ip": ip}).to_string();
+        ingest(&app, "generic", payload)
+    }))
+    .await;
+    let (first, second) = (enricher(&db, &env).await, enricher(&db, &env).await);
+    tokio::join!(
+        async { worker::run_until_idle(&db, &worker::pipeline(first), "worker-a").await.unwrap() },
+        async { worker::run_until_idle(&db, &worker::pipeline(second), "worker-b").await.unwrap() },
+    );
+
+    let enriched: i64 = sqlx::query_scalar(
+        "select count(*) from alert where enrichment_status = 'Enriched' and malice = 'Malicious'",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(enriched, 50);
+    // Each mock's `expect(1)`, checked on drop, is the single-flight assertion.
+}

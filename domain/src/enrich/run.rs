@@ -3,6 +3,10 @@
 //! limit. Fresh results in `enrichment_result` are reused (the cache every worker shares); new
 //! outcomes, failures included, are stored with the provider's TTL (failures with a short one).
 //!
+//! Concurrent lookups of the same (indicator, provider) from several alerts or workers make
+//! one call: the caller holding its claim in `enrichment_lookup` calls, the others wait for the
+//! stored result (single flight across processes).
+//!
 //! A provider's failure is its own: it is recorded as a failed result and never fails the job
 //! or delays another provider beyond its own timeout. A 429 is retried once after its
 //! `Retry-After` (up to [`MAX_RETRY_AFTER`]), a transient error once after a short pause; a
@@ -30,6 +34,18 @@ use crate::store::enrichment::{self as result_store, NewResult};
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 /// Pause before the one retry of a transient failure.
 const TRANSIENT_RETRY_PAUSE: Duration = Duration::from_millis(500);
+/// Added to a lookup's longest duration to get how long its claim is held.
+const CLAIM_MARGIN: Duration = Duration::from_secs(10);
+/// How often a worker waiting for another's lookup checks for the result.
+const WAIT_POLL: Duration = Duration::from_millis(50);
+
+/// How one (indicator, provider) pair was settled.
+enum Outcome {
+    /// This worker called the provider.
+    Called { success: bool },
+    /// Another worker's lookup of the same pair finished first.
+    AnsweredElsewhere,
+}
 
 /// A provider ready to call: enabled, with all its credentials.
 #[derive(Debug)]
@@ -168,23 +184,28 @@ impl Enricher {
         let mut lookups = Vec::new();
         for ((indicator_id, indicator), configured) in pairs {
             let provider_id = configured.provider.enrichment_provider_id;
+            let name = configured.provider.spec.provider_name.clone();
             if fresh.contains(&(*indicator_id, provider_id)) {
                 summary.cached += 1;
-                summary.succeeded.push(configured.provider.spec.provider_name.clone());
+                summary.succeeded.push(name);
             } else {
-                lookups.push(self.look_up(configured, *indicator_id, indicator));
+                lookups.push(async move {
+                    let outcome =
+                        self.single_flight(db, configured, *indicator_id, indicator).await;
+                    (name, outcome)
+                });
             }
         }
-        let results = futures::future::join_all(lookups).await;
-        for result in &results {
-            let name = providers
-                .iter()
-                .find(|c| c.provider.enrichment_provider_id == result.enrichment_provider_id)
-                .map(|c| c.provider.spec.provider_name.clone())
-                .unwrap_or_default();
-            if result.success { summary.succeeded.push(name) } else { summary.failed.push(name) }
+        for (name, outcome) in futures::future::join_all(lookups).await {
+            match outcome? {
+                Outcome::Called { success: true } => summary.succeeded.push(name),
+                Outcome::Called { success: false } => summary.failed.push(name),
+                Outcome::AnsweredElsewhere => {
+                    summary.cached += 1;
+                    summary.succeeded.push(name);
+                }
+            }
         }
-        result_store::save(db, &results).await?;
         result_store::refresh_verdicts(db, &indicator_ids).await?;
         summary.succeeded.sort();
         summary.succeeded.dedup();
@@ -192,6 +213,44 @@ impl Enricher {
         summary.failed.dedup();
         summary.failed.retain(|name| !summary.succeeded.contains(name));
         Ok(summary)
+    }
+
+    /// Calls the provider for one pair unless another worker is already doing so, in which
+    /// case it waits for that result. The claim is held for the longest the lookup can take,
+    /// so a worker that dies mid-lookup delays the others by at most that long.
+    async fn single_flight(
+        &self,
+        db: &PgPool,
+        configured: &Configured,
+        indicator_id: Uuid,
+        indicator: &Indicator,
+    ) -> Result<Outcome, sqlx::Error> {
+        let provider_id = configured.provider.enrichment_provider_id;
+        let spec = &configured.provider.spec;
+        let step_budget: u64 =
+            spec.steps_for(indicator.kind).map(|(_, step)| step.timeout_seconds).sum();
+        let token_budget = spec.token.as_ref().map_or(0, |token| token.timeout_seconds);
+        let hold = Duration::from_secs(step_budget + token_budget) + MAX_RETRY_AFTER + CLAIM_MARGIN;
+        loop {
+            if result_store::claim_lookup(db, indicator_id, provider_id, hold).await? {
+                let result = self.look_up(configured, indicator_id, indicator).await;
+                let success = result.success;
+                result_store::save(db, std::slice::from_ref(&result)).await?;
+                return Ok(Outcome::Called { success });
+            }
+            loop {
+                tokio::time::sleep(WAIT_POLL).await;
+                let (fresh, claimed) =
+                    result_store::lookup_state(db, indicator_id, provider_id).await?;
+                if fresh {
+                    return Ok(Outcome::AnsweredElsewhere);
+                }
+                if !claimed {
+                    // The holder gave up without a result (or died): take over.
+                    break;
+                }
+            }
+        }
     }
 
     /// One lookup, retried once where that can help, turned into a result to store.

@@ -178,7 +178,10 @@ pub async fn finish_enrichment(
                                                 alert.detection_rule_id),
                    enrichment_status = $8::text::enrichment_status,
                    enriched_at = now(), updated_at = now(),
-                   malice = coalesce((select max(i.malice) from alert_indicator ai
+                   -- An analyst's override of an indicator counts instead of its
+                   -- computed verdict.
+                   malice = coalesce((select max(coalesce(i.malice_override, i.malice))
+                                      from alert_indicator ai
                                       join indicator i using (indicator_id)
                                       where ai.alert_id = $1), 'Pending')
                where alert_id = $1

@@ -27,6 +27,54 @@ pub async fn fresh(
     Ok(rows.into_iter().map(|row| (row.indicator_id, row.enrichment_provider_id)).collect())
 }
 
+/// Claims the lookup of (indicator, provider) for `hold`, unless another live claim holds it.
+/// Returns whether the caller now holds it and must call the provider.
+pub async fn claim_lookup(
+    db: impl PgExecutor<'_>,
+    indicator_id: Uuid,
+    provider_id: Uuid,
+    hold: Duration,
+) -> Result<bool, sqlx::Error> {
+    let hold = PgInterval { months: 0, days: 0, microseconds: hold.as_micros() as i64 };
+    let claimed = sqlx::query_scalar!(
+        r#"insert into enrichment_lookup (indicator_id, enrichment_provider_id, claimed_until)
+           values ($1, $2, now() + $3)
+           on conflict on constraint enrichment_lookup_pkey
+           do update set claimed_until = excluded.claimed_until
+           where enrichment_lookup.claimed_until < now()
+           returning 1 as "claimed!""#,
+        indicator_id,
+        provider_id,
+        hold,
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(claimed.is_some())
+}
+
+/// Whether (indicator, provider) has a fresh result, or, failing that, whether someone still
+/// holds a live claim on its lookup.
+pub async fn lookup_state(
+    db: impl PgExecutor<'_>,
+    indicator_id: Uuid,
+    provider_id: Uuid,
+) -> Result<(bool, bool), sqlx::Error> {
+    let row = sqlx::query!(
+        r#"select
+             exists (select 1 from enrichment_result
+                     where indicator_id = $1 and enrichment_provider_id = $2
+                       and expires_at > now()) as "fresh!",
+             exists (select 1 from enrichment_lookup
+                     where indicator_id = $1 and enrichment_provider_id = $2
+                       and claimed_until > now()) as "claimed!""#,
+        indicator_id,
+        provider_id,
+    )
+    .fetch_one(db)
+    .await?;
+    Ok((row.fresh, row.claimed))
+}
+
 /// One lookup's outcome, to be cached for `ttl`.
 #[derive(Debug, Clone)]
 pub struct NewResult {
@@ -40,7 +88,7 @@ pub struct NewResult {
     pub ttl: Duration,
 }
 
-/// Stores lookups, replacing older results of the same pairs.
+/// Stores lookups, replacing older results of the same pairs, and releases their claims.
 pub async fn save(db: impl PgExecutor<'_>, results: &[NewResult]) -> Result<(), sqlx::Error> {
     if results.is_empty() {
         return Ok(());
@@ -57,13 +105,21 @@ pub async fn save(db: impl PgExecutor<'_>, results: &[NewResult]) -> Result<(), 
         .map(|r| PgInterval { months: 0, days: 0, microseconds: r.ttl.as_micros() as i64 })
         .collect();
     sqlx::query!(
-        r#"insert into enrichment_result (indicator_id, enrichment_provider_id, success, extracted,
+        r#"with given as (
+               select * from unnest($1::uuid[], $2::uuid[], $3::bool[], $4::jsonb[], $5::jsonb[],
+                                    $6::text[], $7::text[], $8::interval[])
+                   as given(indicator_id, provider_id, success, extracted, raw, error, verdict, ttl)
+           ),
+           released as (
+               delete from enrichment_lookup l using given
+               where l.indicator_id = given.indicator_id
+                 and l.enrichment_provider_id = given.provider_id
+           )
+           insert into enrichment_result (indicator_id, enrichment_provider_id, success, extracted,
                                           raw, error, malice, enriched_at, expires_at)
            select indicator_id, provider_id, success, extracted, raw, error,
                   verdict::malice, now(), now() + ttl
-           from unnest($1::uuid[], $2::uuid[], $3::bool[], $4::jsonb[], $5::jsonb[], $6::text[],
-                       $7::text[], $8::interval[])
-                as given(indicator_id, provider_id, success, extracted, raw, error, verdict, ttl)
+           from given
            on conflict on constraint enrichment_result_pkey
            do update set success = excluded.success, extracted = excluded.extracted,
                          raw = excluded.raw, error = excluded.error, malice = excluded.malice,
