@@ -359,3 +359,75 @@ async fn fifty_alerts_sharing_an_ip_across_two_workers_make_one_call_per_provide
     assert_eq!(enriched, 50);
     // Each mock's `expect(1)`, checked on drop, is the single-flight assertion.
 }
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn an_indicator_can_be_enriched_on_demand_through_the_same_cache(db: PgPool) {
+    let mock = MockServer::start().await;
+    point_providers_at(&db, &mock).await;
+    Mock::given(method("GET"))
+        .and(path("/api/v3/domains/evil.example.com"))
+        .respond_with(answer(200, "virustotal.domain_malicious.json"))
+        .expect(1)
+        .mount(&mock)
+        .await;
+    let enricher = enricher(&db, &[("VIRUSTOTAL_API_KEY", "vt-test-key")]).await;
+    let domain_type = domain::alert::IndicatorType::Domain;
+
+    let results =
+        domain::enrich::enrich_indicator(&db, &enricher, domain_type, "evil[.]example[.]com")
+            .await
+            .unwrap();
+    assert_eq!(results.len(), 1);
+    assert_eq!(
+        (results[0].provider.as_str(), results[0].malice.as_str()),
+        ("virustotal", "Malicious")
+    );
+    // Asked again: answered from the cache (the mock expects one call).
+    let again = domain::enrich::enrich_indicator(&db, &enricher, domain_type, "evil.example.com")
+        .await
+        .unwrap();
+    assert_eq!(again[0].enriched_at, results[0].enriched_at);
+
+    let refused =
+        domain::enrich::enrich_indicator(&db, &enricher, domain_type, "not a domain").await;
+    assert!(matches!(refused, Err(domain::enrich::EnrichIndicatorError::InvalidValue(..))));
+}
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn enrichment_works_with_stored_credentials_after_the_key_is_rotated(db: PgPool) {
+    let mock = MockServer::start().await;
+    point_providers_at(&db, &mock).await;
+    Mock::given(method("GET"))
+        .and(path("/api/v3/ip_addresses/8.8.8.8"))
+        .and(header("x-apikey", "stored-vt-key"))
+        .respond_with(answer(200, "virustotal.ip_clean.json"))
+        .expect(1)
+        .mount(&mock)
+        .await;
+    let old = crate::helpers::test_key();
+    let fields =
+        std::collections::BTreeMap::from([("api_key".to_owned(), "stored-vt-key".to_owned())]);
+    domain::provider::registry::set_credentials(&db, &old, "virustotal", &fields).await.unwrap();
+    let new = domain::secret::SecretKey::generate();
+    domain::provider::registry::rotate_secrets(&db, &old, &new).await.unwrap();
+
+    let (enricher, _) = domain::enrich::Enricher::start(
+        &db,
+        reqwest::Client::new(),
+        new,
+        Default::default(),
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    let results = domain::enrich::enrich_indicator(
+        &db,
+        &enricher,
+        domain::alert::IndicatorType::Ip,
+        "8.8.8.8",
+    )
+    .await
+    .unwrap();
+    assert!(results[0].success, "{:?}", results[0].error);
+    assert_eq!(results[0].malice.as_str(), "Benign");
+}

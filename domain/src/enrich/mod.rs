@@ -63,3 +63,28 @@ pub async fn enrich_alert(
     }
     Ok(tx)
 }
+
+/// Why an on-demand lookup was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum EnrichIndicatorError {
+    #[error("{0:?} is not a valid {1}")]
+    InvalidValue(String, crate::alert::IndicatorType),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// Enriches one (type, value) now, through the same cache as alert enrichment: the indicator is
+/// created if it is new, every configured provider without a fresh result is asked, and the
+/// indicator's stored results are returned. (GraphQL's `enrichIndicator` calls this.)
+pub async fn enrich_indicator(
+    db: &PgPool,
+    enricher: &Enricher,
+    kind: crate::alert::IndicatorType,
+    value: &str,
+) -> Result<Vec<store::enrichment::ResultRow>, EnrichIndicatorError> {
+    let indicator = crate::indicator::clean(kind, value)
+        .ok_or_else(|| EnrichIndicatorError::InvalidValue(value.to_owned(), kind))?;
+    let indicator_id = store::indicator::upsert(db, &indicator).await?;
+    enricher.enrich(db, &[(indicator_id, indicator)]).await?;
+    Ok(store::enrichment::for_indicator(db, indicator_id).await?)
+}

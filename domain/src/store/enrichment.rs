@@ -172,6 +172,27 @@ pub struct ResultRow {
     pub expires_at: DateTime<Utc>,
 }
 
+/// The results of one indicator.
+pub async fn for_indicator(
+    db: impl PgExecutor<'_>,
+    indicator_id: Uuid,
+) -> Result<Vec<ResultRow>, sqlx::Error> {
+    sqlx::query_as!(
+        ResultRow,
+        r#"select p.name as provider, i.type::text as "indicator_type!", i.value as indicator_value,
+                  r.success, r.extracted, r.raw, r.error, r.malice as "malice: Malice",
+                  r.enriched_at, r.expires_at
+           from indicator i
+           join enrichment_result r using (indicator_id)
+           join enrichment_provider p using (enrichment_provider_id)
+           where i.indicator_id = $1
+           order by p.name"#,
+        indicator_id,
+    )
+    .fetch_all(db)
+    .await
+}
+
 /// The results of every indicator of an alert.
 pub async fn for_alert(
     db: impl PgExecutor<'_>,

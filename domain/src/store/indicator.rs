@@ -56,6 +56,20 @@ pub async fn upsert_and_link(
         .collect())
 }
 
+/// Upserts one indicator that no alert brought (an on-demand lookup), returning its id.
+pub async fn upsert(db: impl PgExecutor<'_>, indicator: &Indicator) -> Result<Uuid, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"insert into indicator (type, value) values ($1::text::indicator_type, $2)
+           on conflict on constraint indicator_type_value_key
+           do update set last_seen = greatest(indicator.last_seen, excluded.last_seen)
+           returning indicator_id"#,
+        indicator.kind.as_str(),
+        indicator.value,
+    )
+    .fetch_one(db)
+    .await
+}
+
 /// An indicator as stored.
 #[derive(Debug, Clone)]
 pub struct IndicatorRow {
