@@ -65,6 +65,11 @@ async fn main() {
     ] {
         domain::store::provider::update_settings(&db, name, Some(&base), None).await.unwrap();
     }
+    // A paid plan's parallelism: the built-in default (4 calls at once) suits free API keys.
+    sqlx::query("update enrichment_provider set concurrency_limit = 32")
+        .execute(&db)
+        .await
+        .unwrap();
     let env = [("VIRUSTOTAL_API_KEY", "k"), ("ABUSEIPDB_API_KEY", "k"), ("GREYNOISE_API_KEY", "k")]
         .into_iter()
         .map(|(name, value)| (name.to_owned(), value.to_owned()))

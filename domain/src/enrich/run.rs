@@ -39,14 +39,6 @@ const CLAIM_MARGIN: Duration = Duration::from_secs(10);
 /// How often a worker waiting for another's lookup checks for the result.
 const WAIT_POLL: Duration = Duration::from_millis(50);
 
-/// How one (indicator, provider) pair was settled.
-enum Outcome {
-    /// This worker called the provider.
-    Called { success: bool },
-    /// Another worker's lookup of the same pair finished first.
-    AnsweredElsewhere,
-}
-
 /// A provider ready to call: enabled, with all its credentials.
 #[derive(Debug)]
 struct Configured {
@@ -181,30 +173,43 @@ impl Enricher {
             result_store::fresh(db, &indicator_ids, &provider_ids).await?.into_iter().collect();
 
         let mut summary = RunSummary::default();
-        let mut lookups = Vec::new();
+        let mut pending: Vec<(Uuid, &Indicator, &Arc<Configured>)> = Vec::new();
         for ((indicator_id, indicator), configured) in pairs {
-            let provider_id = configured.provider.enrichment_provider_id;
-            let name = configured.provider.spec.provider_name.clone();
-            if fresh.contains(&(*indicator_id, provider_id)) {
+            if fresh.contains(&(*indicator_id, configured.provider.enrichment_provider_id)) {
                 summary.cached += 1;
-                summary.succeeded.push(name);
+                summary.succeeded.push(configured.provider.spec.provider_name.clone());
             } else {
-                lookups.push(async move {
-                    let outcome =
-                        self.single_flight(db, configured, *indicator_id, indicator).await;
-                    (name, outcome)
-                });
+                pending.push((*indicator_id, indicator, configured));
             }
         }
-        for (name, outcome) in futures::future::join_all(lookups).await {
-            match outcome? {
-                Outcome::Called { success: true } => summary.succeeded.push(name),
-                Outcome::Called { success: false } => summary.failed.push(name),
-                Outcome::AnsweredElsewhere => {
-                    summary.cached += 1;
-                    summary.succeeded.push(name);
+        // Single flight: claim what nobody is looking up, look that up and store it in one
+        // statement, then wait for the pairs other workers hold; take over any whose claim
+        // expired without a result.
+        while !pending.is_empty() {
+            let keys: Vec<(Uuid, Uuid)> =
+                pending.iter().map(|(id, _, c)| (*id, c.provider.enrichment_provider_id)).collect();
+            let holds: Vec<Duration> = pending
+                .iter()
+                .map(|(_, indicator, c)| claim_hold(&c.provider.spec, indicator))
+                .collect();
+            let claimed: HashSet<(Uuid, Uuid)> =
+                result_store::claim_lookups(db, &keys, &holds).await?.into_iter().collect();
+            let (mine, theirs): (Vec<_>, Vec<_>) = pending.into_iter().partition(|(id, _, c)| {
+                claimed.contains(&(*id, c.provider.enrichment_provider_id))
+            });
+
+            let lookups = mine.iter().map(|(id, indicator, c)| self.look_up(c, *id, indicator));
+            let results = futures::future::join_all(lookups).await;
+            result_store::save(db, &results).await?;
+            for ((_, _, configured), result) in mine.iter().zip(&results) {
+                let name = configured.provider.spec.provider_name.clone();
+                if result.success {
+                    summary.succeeded.push(name)
+                } else {
+                    summary.failed.push(name)
                 }
             }
+            pending = self.wait_for_others(db, theirs, &mut summary).await?;
         }
         result_store::refresh_verdicts(db, &indicator_ids).await?;
         summary.succeeded.sort();
@@ -215,42 +220,46 @@ impl Enricher {
         Ok(summary)
     }
 
-    /// Calls the provider for one pair unless another worker is already doing so, in which
-    /// case it waits for that result. The claim is held for the longest the lookup can take,
-    /// so a worker that dies mid-lookup delays the others by at most that long.
-    async fn single_flight(
+    /// Waits until every pair another worker is looking up has a fresh result, and returns
+    /// those whose claim lapsed without one, for the caller to take over.
+    async fn wait_for_others<'a>(
         &self,
         db: &PgPool,
-        configured: &Configured,
-        indicator_id: Uuid,
-        indicator: &Indicator,
-    ) -> Result<Outcome, sqlx::Error> {
-        let provider_id = configured.provider.enrichment_provider_id;
-        let spec = &configured.provider.spec;
-        let step_budget: u64 =
-            spec.steps_for(indicator.kind).map(|(_, step)| step.timeout_seconds).sum();
-        let token_budget = spec.token.as_ref().map_or(0, |token| token.timeout_seconds);
-        let hold = Duration::from_secs(step_budget + token_budget) + MAX_RETRY_AFTER + CLAIM_MARGIN;
-        loop {
-            if result_store::claim_lookup(db, indicator_id, provider_id, hold).await? {
-                let result = self.look_up(configured, indicator_id, indicator).await;
-                let success = result.success;
-                result_store::save(db, std::slice::from_ref(&result)).await?;
-                return Ok(Outcome::Called { success });
-            }
-            loop {
-                tokio::time::sleep(WAIT_POLL).await;
-                let (fresh, claimed) =
-                    result_store::lookup_state(db, indicator_id, provider_id).await?;
-                if fresh {
-                    return Ok(Outcome::AnsweredElsewhere);
+        mut theirs: Vec<(Uuid, &'a Indicator, &'a Arc<Configured>)>,
+        summary: &mut RunSummary,
+    ) -> Result<Vec<(Uuid, &'a Indicator, &'a Arc<Configured>)>, sqlx::Error> {
+        while !theirs.is_empty() {
+            tokio::time::sleep(WAIT_POLL).await;
+            let keys: Vec<(Uuid, Uuid)> =
+                theirs.iter().map(|(id, _, c)| (*id, c.provider.enrichment_provider_id)).collect();
+            let states = result_store::lookup_states(db, &keys).await?;
+            let answered: HashSet<(Uuid, Uuid)> =
+                states.iter().filter(|(_, fresh, _)| *fresh).map(|(key, ..)| *key).collect();
+            let lapsed: HashSet<(Uuid, Uuid)> = states
+                .iter()
+                .filter(|(_, fresh, claimed)| !fresh && !claimed)
+                .map(|(key, ..)| *key)
+                .collect();
+            let mut still_waiting = Vec::new();
+            let mut take_over = Vec::new();
+            for entry in theirs {
+                let key = (entry.0, entry.2.provider.enrichment_provider_id);
+                if answered.contains(&key) {
+                    summary.cached += 1;
+                    summary.succeeded.push(entry.2.provider.spec.provider_name.clone());
+                } else if lapsed.contains(&key) {
+                    take_over.push(entry);
+                } else {
+                    still_waiting.push(entry);
                 }
-                if !claimed {
-                    // The holder gave up without a result (or died): take over.
-                    break;
-                }
             }
+            if !take_over.is_empty() {
+                take_over.extend(still_waiting);
+                return Ok(take_over);
+            }
+            theirs = still_waiting;
         }
+        Ok(Vec::new())
     }
 
     /// One lookup, retried once where that can help, turned into a result to store.
@@ -313,6 +322,15 @@ impl Enricher {
             }
         }
     }
+}
+
+/// How long a lookup's claim is held: the longest the lookup can take (its steps' and token's
+/// timeouts, one wait for `Retry-After`) plus a margin, so a worker that dies mid-lookup delays
+/// the others by at most that.
+fn claim_hold(spec: &crate::provider::ProviderSpec, indicator: &Indicator) -> Duration {
+    let steps: u64 = spec.steps_for(indicator.kind).map(|(_, step)| step.timeout_seconds).sum();
+    let token = spec.token.as_ref().map_or(0, |token| token.timeout_seconds);
+    Duration::from_secs(steps + token) + MAX_RETRY_AFTER + CLAIM_MARGIN
 }
 
 /// How long to wait before the one retry, if this outcome deserves one.

@@ -27,52 +27,65 @@ pub async fn fresh(
     Ok(rows.into_iter().map(|row| (row.indicator_id, row.enrichment_provider_id)).collect())
 }
 
-/// Claims the lookup of (indicator, provider) for `hold`, unless another live claim holds it.
-/// Returns whether the caller now holds it and must call the provider.
-pub async fn claim_lookup(
+/// Claims the lookups of the given (indicator, provider) pairs, each for its `hold`, except
+/// those another live claim holds. Returns the pairs the caller now holds and must look up.
+pub async fn claim_lookups(
     db: impl PgExecutor<'_>,
-    indicator_id: Uuid,
-    provider_id: Uuid,
-    hold: Duration,
-) -> Result<bool, sqlx::Error> {
-    let hold = PgInterval { months: 0, days: 0, microseconds: hold.as_micros() as i64 };
-    let claimed = sqlx::query_scalar!(
+    pairs: &[(Uuid, Uuid)],
+    holds: &[Duration],
+) -> Result<Vec<(Uuid, Uuid)>, sqlx::Error> {
+    let indicators: Vec<Uuid> = pairs.iter().map(|pair| pair.0).collect();
+    let providers: Vec<Uuid> = pairs.iter().map(|pair| pair.1).collect();
+    let holds: Vec<PgInterval> = holds
+        .iter()
+        .map(|hold| PgInterval { months: 0, days: 0, microseconds: hold.as_micros() as i64 })
+        .collect();
+    let rows = sqlx::query!(
         r#"insert into enrichment_lookup (indicator_id, enrichment_provider_id, claimed_until)
-           values ($1, $2, now() + $3)
+           select indicator_id, provider_id, now() + hold
+           from unnest($1::uuid[], $2::uuid[], $3::interval[]) as given(indicator_id, provider_id, hold)
+           -- Lock in key order, so two workers claiming overlapping sets cannot deadlock.
+           order by indicator_id, provider_id
            on conflict on constraint enrichment_lookup_pkey
            do update set claimed_until = excluded.claimed_until
            where enrichment_lookup.claimed_until < now()
-           returning 1 as "claimed!""#,
-        indicator_id,
-        provider_id,
-        hold,
+           returning indicator_id, enrichment_provider_id"#,
+        &indicators,
+        &providers,
+        &holds,
     )
-    .fetch_optional(db)
+    .fetch_all(db)
     .await?;
-    Ok(claimed.is_some())
+    Ok(rows.into_iter().map(|row| (row.indicator_id, row.enrichment_provider_id)).collect())
 }
 
-/// Whether (indicator, provider) has a fresh result, or, failing that, whether someone still
-/// holds a live claim on its lookup.
-pub async fn lookup_state(
+/// For each pair: whether it has a fresh result, and whether a live claim on its lookup remains.
+pub async fn lookup_states(
     db: impl PgExecutor<'_>,
-    indicator_id: Uuid,
-    provider_id: Uuid,
-) -> Result<(bool, bool), sqlx::Error> {
-    let row = sqlx::query!(
-        r#"select
-             exists (select 1 from enrichment_result
-                     where indicator_id = $1 and enrichment_provider_id = $2
-                       and expires_at > now()) as "fresh!",
-             exists (select 1 from enrichment_lookup
-                     where indicator_id = $1 and enrichment_provider_id = $2
-                       and claimed_until > now()) as "claimed!""#,
-        indicator_id,
-        provider_id,
+    pairs: &[(Uuid, Uuid)],
+) -> Result<Vec<((Uuid, Uuid), bool, bool)>, sqlx::Error> {
+    let indicators: Vec<Uuid> = pairs.iter().map(|pair| pair.0).collect();
+    let providers: Vec<Uuid> = pairs.iter().map(|pair| pair.1).collect();
+    let rows = sqlx::query!(
+        r#"select given.indicator_id as "indicator_id!", given.provider_id as "provider_id!",
+                  exists (select 1 from enrichment_result r
+                          where r.indicator_id = given.indicator_id
+                            and r.enrichment_provider_id = given.provider_id
+                            and r.expires_at > now()) as "fresh!",
+                  exists (select 1 from enrichment_lookup l
+                          where l.indicator_id = given.indicator_id
+                            and l.enrichment_provider_id = given.provider_id
+                            and l.claimed_until > now()) as "claimed!"
+           from unnest($1::uuid[], $2::uuid[]) as given(indicator_id, provider_id)"#,
+        &indicators,
+        &providers,
     )
-    .fetch_one(db)
+    .fetch_all(db)
     .await?;
-    Ok((row.fresh, row.claimed))
+    Ok(rows
+        .into_iter()
+        .map(|row| ((row.indicator_id, row.provider_id), row.fresh, row.claimed))
+        .collect())
 }
 
 /// One lookup's outcome, to be cached for `ttl`.
