@@ -11,9 +11,11 @@ use tokio::sync::Notify;
 
 /// A job was enqueued (sent by the `job_notify` trigger in the enqueuing transaction).
 pub const JOB_QUEUED: &str = "alertgraph_job_queued";
-/// Configuration that processes cache (indicator mappings, later providers) changed.
+/// Configuration that processes cache (indicator mappings, providers, field extractions)
+/// changed; sent by statement triggers on those tables.
 pub const CONFIG_CHANGED: &str = "alertgraph_config_changed";
-/// An API key was created, revoked or changed; caches of verified keys must be dropped.
+/// An API key was created, revoked or changed (the `api_key_notify` trigger); caches of
+/// verified keys must be dropped.
 pub const API_KEY_CHANGED: &str = "alertgraph_api_key_changed";
 
 /// How long the waker gathers commits before it sends one wake-up for all of them.

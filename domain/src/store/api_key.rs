@@ -7,7 +7,7 @@ use uuid::Uuid;
 use crate::alert::Source;
 use crate::api_key::{KeyType, NewKey, Principal, Scope};
 
-/// Inserts a key and tells every process to drop its cache of verified keys.
+/// Inserts a key; the `api_key_notify` trigger tells every process to drop its key cache.
 pub async fn insert(
     db: impl PgExecutor<'_>,
     new: &NewKey,
@@ -20,14 +20,10 @@ pub async fn insert(
         .as_ref()
         .map(|sources| sources.iter().map(|s| s.as_str().to_owned()).collect());
     sqlx::query_scalar!(
-        r#"with created as (
-               insert into api_key (name, prefix, key_hash, scopes, key_type, allowed_sources,
-                                    expires_at)
-               values ($1, $2, $3, $4, $5, $6, $7)
-               returning api_key_id
-           )
-           select api_key_id as "id!"
-           from created, lateral (select pg_notify('alertgraph_api_key_changed', '')) as woken"#,
+        r#"insert into api_key (name, prefix, key_hash, scopes, key_type, allowed_sources,
+                                expires_at)
+           values ($1, $2, $3, $4, $5, $6, $7)
+           returning api_key_id"#,
         new.name.trim(),
         prefix,
         &digest[..],
@@ -69,16 +65,13 @@ pub async fn find_active(
     }))
 }
 
-/// Revokes a live key by its visible prefix and tells every process to drop its key cache.
+/// Revokes a live key by its visible prefix; the `api_key_notify` trigger tells every process
+/// to drop its key cache.
 pub async fn revoke(db: impl PgExecutor<'_>, prefix: &str) -> Result<bool, sqlx::Error> {
     let revoked = sqlx::query_scalar!(
-        r#"with revoked as (
-               update api_key set revoked_at = now()
-               where prefix = $1 and revoked_at is null
-               returning api_key_id
-           )
-           select api_key_id as "id!"
-           from revoked, lateral (select pg_notify('alertgraph_api_key_changed', '')) as woken"#,
+        r#"update api_key set revoked_at = now()
+           where prefix = $1 and revoked_at is null
+           returning api_key_id"#,
         prefix,
     )
     .fetch_optional(db)

@@ -91,8 +91,8 @@ pub struct NewMapping<'a> {
     pub description: Option<&'a str>,
 }
 
-/// Inserts a user-defined mapping and wakes every process to reload mappings, in one
-/// statement. Returns `None` when the same mapping already exists.
+/// Inserts a user-defined mapping (the `indicator_mapping_notify` trigger wakes every process
+/// to reload mappings). Returns `None` when the same mapping already exists.
 pub async fn create(
     db: impl PgExecutor<'_>,
     mapping: &NewMapping<'_>,
@@ -102,15 +102,11 @@ pub async fn create(
         MappingTarget::Normalized => "normalized",
     };
     sqlx::query_scalar!(
-        r#"with created as (
-               insert into indicator_mapping (source_name, extract_from, field_path,
-                                              indicator_type, description)
-               values ($1, $2, $3, $4::text::indicator_type, $5)
-               on conflict do nothing
-               returning indicator_mapping_id
-           )
-           select indicator_mapping_id as "id!"
-           from created, lateral (select pg_notify('alertgraph_config_changed', '')) as woken"#,
+        r#"insert into indicator_mapping (source_name, extract_from, field_path,
+                                          indicator_type, description)
+           values ($1, $2, $3, $4::text::indicator_type, $5)
+           on conflict do nothing
+           returning indicator_mapping_id"#,
         mapping.source.map(Source::as_str),
         extract_from,
         mapping.path,
@@ -128,13 +124,9 @@ pub async fn set_active(
     is_active: bool,
 ) -> Result<bool, sqlx::Error> {
     let updated = sqlx::query_scalar!(
-        r#"with updated as (
-               update indicator_mapping set is_active = $2, updated_at = now()
-               where indicator_mapping_id = $1
-               returning indicator_mapping_id
-           )
-           select indicator_mapping_id as "id!"
-           from updated, lateral (select pg_notify('alertgraph_config_changed', '')) as woken"#,
+        r#"update indicator_mapping set is_active = $2, updated_at = now()
+           where indicator_mapping_id = $1
+           returning indicator_mapping_id"#,
         indicator_mapping_id,
         is_active,
     )
@@ -149,13 +141,9 @@ pub async fn delete_custom(
     indicator_mapping_id: Uuid,
 ) -> Result<bool, sqlx::Error> {
     let deleted = sqlx::query_scalar!(
-        r#"with deleted as (
-               delete from indicator_mapping
-               where indicator_mapping_id = $1 and not is_system
-               returning indicator_mapping_id
-           )
-           select indicator_mapping_id as "id!"
-           from deleted, lateral (select pg_notify('alertgraph_config_changed', '')) as woken"#,
+        r#"delete from indicator_mapping
+           where indicator_mapping_id = $1 and not is_system
+           returning indicator_mapping_id"#,
         indicator_mapping_id,
     )
     .fetch_optional(db)

@@ -1,5 +1,5 @@
-//! The `enrichment_provider` and `field_extraction` tables. Every write notifies
-//! [`crate::notify::CONFIG_CHANGED`] from its statement, so every process reloads providers.
+//! The `enrichment_provider` and `field_extraction` tables. Statement triggers notify
+//! [`crate::notify::CONFIG_CHANGED`] on every write, so every process reloads providers.
 
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
@@ -66,13 +66,9 @@ pub async fn insert(
     definition: &serde_json::Value,
 ) -> Result<Option<Uuid>, sqlx::Error> {
     sqlx::query_scalar!(
-        r#"with created as (
-               insert into enrichment_provider (name, definition) values ($1, $2)
-               on conflict on constraint enrichment_provider_name_key do nothing
-               returning enrichment_provider_id
-           )
-           select enrichment_provider_id as "id!"
-           from created, lateral (select pg_notify('alertgraph_config_changed', '')) as woken"#,
+        r#"insert into enrichment_provider (name, definition) values ($1, $2)
+           on conflict on constraint enrichment_provider_name_key do nothing
+           returning enrichment_provider_id"#,
         name,
         definition,
     )
@@ -124,7 +120,6 @@ pub async fn replace_extractions(
     )
     .execute(&mut *db)
     .await?;
-    sqlx::query("select pg_notify('alertgraph_config_changed', '')").execute(&mut *db).await?;
     Ok(())
 }
 
@@ -160,13 +155,9 @@ pub async fn set_credentials(
     sealed: Option<&[u8]>,
 ) -> Result<bool, sqlx::Error> {
     let updated = sqlx::query_scalar!(
-        r#"with updated as (
-               update enrichment_provider set credentials = $2, updated_at = now()
-               where name = $1
-               returning enrichment_provider_id
-           )
-           select enrichment_provider_id as "id!"
-           from updated, lateral (select pg_notify('alertgraph_config_changed', '')) as woken"#,
+        r#"update enrichment_provider set credentials = $2, updated_at = now()
+           where name = $1
+           returning enrichment_provider_id"#,
         name,
         sealed,
     )
@@ -183,15 +174,11 @@ pub async fn update_settings(
     is_active: Option<bool>,
 ) -> Result<bool, sqlx::Error> {
     let updated = sqlx::query_scalar!(
-        r#"with updated as (
-               update enrichment_provider
-               set base_url = coalesce($2, base_url), is_active = coalesce($3, is_active),
-                   updated_at = now()
-               where name = $1
-               returning enrichment_provider_id
-           )
-           select enrichment_provider_id as "id!"
-           from updated, lateral (select pg_notify('alertgraph_config_changed', '')) as woken"#,
+        r#"update enrichment_provider
+           set base_url = coalesce($2, base_url), is_active = coalesce($3, is_active),
+               updated_at = now()
+           where name = $1
+           returning enrichment_provider_id"#,
         name,
         base_url,
         is_active,
