@@ -63,13 +63,16 @@ async fn main() {
         ("abuseipdb", format!("{uri}/api/v2")),
         ("greynoise", uri.clone()),
     ] {
-        domain::store::provider::update_settings(&db, name, Some(&base), None).await.unwrap();
+        let update = domain::provider::registry::ProviderUpdate {
+            base_url: Some(Some(base)),
+            // A paid plan's parallelism and rate: the built-in defaults (4 calls at once,
+            // VirusTotal's 4 a minute) suit free keys.
+            concurrency_limit: Some(Some(32)),
+            rate_limit_per_minute: Some(Some(1_000_000)),
+            ..Default::default()
+        };
+        domain::provider::registry::update(&db, name, &update).await.unwrap();
     }
-    // A paid plan's parallelism: the built-in default (4 calls at once) suits free API keys.
-    sqlx::query("update enrichment_provider set concurrency_limit = 32")
-        .execute(&db)
-        .await
-        .unwrap();
     let env = [("VIRUSTOTAL_API_KEY", "k"), ("ABUSEIPDB_API_KEY", "k"), ("GREYNOISE_API_KEY", "k")]
         .into_iter()
         .map(|(name, value)| (name.to_owned(), value.to_owned()))
@@ -80,20 +83,24 @@ async fn main() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, server::app(state)).await });
+    let policy = domain::outbound::OutboundPolicy::parse("127.0.0.0/8").unwrap();
+    let key = domain::secret::SecretKey::generate();
     let (enricher, _reloading) = domain::enrich::Enricher::start(
         &db,
-        reqwest::Client::new(),
-        domain::secret::SecretKey::generate(),
+        domain::outbound::Outbound::new(policy.clone(), "alertgraph-bench"),
+        key.clone(),
         env,
-        Duration::from_secs(60),
+        Default::default(),
     )
     .await
     .unwrap();
+    let (dispatcher, _reloading) = domain::dispatch::Dispatcher::start(&db).await.unwrap();
+    let deliverer = domain::dispatch::Deliverer::new(key, policy);
     let (stop, mut stopped) = watch::channel(false);
     let worker = tokio::spawn(worker::run(
         db.clone(),
         worker::WorkerConfig::default(),
-        worker::pipeline(enricher),
+        worker::pipeline(enricher, dispatcher, std::sync::Arc::new(deliverer)),
         async move {
             let _ = stopped.wait_for(|&stop| stop).await;
         },

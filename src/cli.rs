@@ -3,6 +3,7 @@
 //! the variable.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -10,8 +11,10 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use domain::alert::Source;
 use domain::api_key::{self, KeyType, NewKey, Scope};
-use domain::enrich::Enricher;
+use domain::dispatch::{Deliverer, Dispatcher};
+use domain::enrich::{EnrichOptions, Enricher};
 use domain::ingest::{IngestSettings, WebhookSecrets};
+use domain::outbound::{Outbound, OutboundPolicy};
 use domain::secret::{Secret, SecretKey};
 use sqlx::PgPool;
 use tokio::sync::watch;
@@ -46,11 +49,23 @@ enum Command {
         server: ServerArgs,
         #[command(flatten)]
         worker: WorkerArgs,
+        #[command(flatten)]
+        shared: SharedArgs,
     },
     /// Run the HTTP server only.
-    Serve(ServerArgs),
+    Serve {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(flatten)]
+        shared: SharedArgs,
+    },
     /// Run a worker only.
-    Work(WorkerArgs),
+    Work {
+        #[command(flatten)]
+        worker: WorkerArgs,
+        #[command(flatten)]
+        shared: SharedArgs,
+    },
     /// Apply migrations and exit.
     Migrate,
     /// Create, list and revoke API keys.
@@ -83,6 +98,44 @@ enum SecretsCommand {
         )]
         new_key: Option<String>,
     },
+}
+
+/// Settings both the server and the worker use.
+#[derive(Debug, Args)]
+struct SharedArgs {
+    /// Base64 of 32 bytes: the key that encrypts stored secrets. `serve` and `work` require
+    /// it; `up` creates ./.alertgraph/secret.key and uses that when it is unset.
+    #[arg(
+        long,
+        env = "ALERTGRAPH_SECRET_KEY",
+        value_name = "ALERTGRAPH_SECRET_KEY",
+        hide_env_values = true
+    )]
+    secret_key: Option<String>,
+    /// Comma-separated host names, IPs or CIDR networks that outbound calls (providers, agent
+    /// webhooks) may reach although they are private, loopback or link-local. Default: none.
+    #[arg(long, env = "ALERTGRAPH_OUTBOUND_ALLOW", value_name = "ALERTGRAPH_OUTBOUND_ALLOW")]
+    outbound_allow: Option<String>,
+}
+
+impl SharedArgs {
+    /// The secret key, which `command` cannot run without.
+    fn require_key(&self, command: &str) -> anyhow::Result<SecretKey> {
+        match &self.secret_key {
+            Some(text) => SecretKey::from_base64(text).context("ALERTGRAPH_SECRET_KEY"),
+            None => bail!(
+                "ALERTGRAPH_SECRET_KEY is not set; `{command}` needs the key that encrypts stored \
+                 secrets (`alertgraph up` keeps one in {SECRET_KEY_FILE})"
+            ),
+        }
+    }
+
+    fn policy(&self) -> anyhow::Result<OutboundPolicy> {
+        match &self.outbound_allow {
+            Some(list) => Ok(OutboundPolicy::parse(list)?),
+            None => Ok(OutboundPolicy::default()),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -147,15 +200,6 @@ struct WorkerArgs {
         default_value_t = 64
     )]
     worker_concurrency: usize,
-    /// Base64 of 32 bytes: the key that encrypts stored secrets. `work` requires it; `up`
-    /// creates ./.alertgraph/secret.key and uses that when it is unset.
-    #[arg(
-        long,
-        env = "ALERTGRAPH_SECRET_KEY",
-        value_name = "ALERTGRAPH_SECRET_KEY",
-        hide_env_values = true
-    )]
-    secret_key: Option<String>,
     /// Seconds a failed provider lookup is remembered before the provider is asked again.
     #[arg(
         long,
@@ -205,25 +249,24 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     let (url, embedded) = database::resolve(cli.database_url.as_deref(), starts_embedded).await?;
     let db = database::connect(&url, cli.db_pool_size).await?;
     let result = match cli.command {
-        Command::Up { server, worker } => up(&url, db.clone(), server, worker).await,
-        Command::Serve(server) => {
-            check_migrated(&db).await?;
-            let (stop, stopped) = watch::channel(false);
-            tokio::spawn(stop_on_signal(stop));
-            serve(db.clone(), server, stopped).await
+        Command::Up { server, worker, shared } => {
+            up(&url, db.clone(), server, worker, shared).await
         }
-        Command::Work(worker) => {
+        Command::Serve { server, shared } => {
+            let key = shared.require_key("serve")?;
+            let policy = shared.policy()?;
             check_migrated(&db).await?;
-            let key = match &worker.secret_key {
-                Some(text) => SecretKey::from_base64(text).context("ALERTGRAPH_SECRET_KEY")?,
-                None => bail!(
-                    "ALERTGRAPH_SECRET_KEY is not set; `work` needs the key that encrypts stored \
-                     secrets (`alertgraph up` keeps one in {SECRET_KEY_FILE})"
-                ),
-            };
             let (stop, stopped) = watch::channel(false);
             tokio::spawn(stop_on_signal(stop));
-            work(&url, worker, key, stopped).await
+            serve(db.clone(), server, key, policy, stopped).await
+        }
+        Command::Work { worker, shared } => {
+            let key = shared.require_key("work")?;
+            let policy = shared.policy()?;
+            check_migrated(&db).await?;
+            let (stop, stopped) = watch::channel(false);
+            tokio::spawn(stop_on_signal(stop));
+            work(&url, worker, key, policy, stopped).await
         }
         Command::Migrate => migrate(&db).await,
         Command::ApiKey(command) => {
@@ -265,16 +308,23 @@ async fn check_migrated(db: &PgPool) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn up(url: &str, db: PgPool, server: ServerArgs, worker: WorkerArgs) -> anyhow::Result<()> {
+async fn up(
+    url: &str,
+    db: PgPool,
+    server: ServerArgs,
+    worker: WorkerArgs,
+    shared: SharedArgs,
+) -> anyhow::Result<()> {
+    let policy = shared.policy()?;
     migrate(&db).await?;
-    let key = match &worker.secret_key {
+    let key = match &shared.secret_key {
         Some(text) => SecretKey::from_base64(text).context("ALERTGRAPH_SECRET_KEY")?,
         None => key_file().await?,
     };
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(stop_on_signal(stop.clone()));
-    let serving = serve(db, server, stopped.clone());
-    let working = work(url, worker, key, stopped);
+    let serving = serve(db, server, key.clone(), policy.clone(), stopped.clone());
+    let working = work(url, worker, key, policy, stopped);
     tokio::pin!(serving, working);
     // Whichever half ends first (a signal, or a failure such as a port already in use) stops
     // the other, so `up` never lingers as half a process.
@@ -290,7 +340,13 @@ async fn up(url: &str, db: PgPool, server: ServerArgs, worker: WorkerArgs) -> an
     }
 }
 
-async fn serve(db: PgPool, args: ServerArgs, stopped: watch::Receiver<bool>) -> anyhow::Result<()> {
+async fn serve(
+    db: PgPool,
+    args: ServerArgs,
+    key: SecretKey,
+    policy: OutboundPolicy,
+    stopped: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     let cfg = server::ServerConfig {
         ingest: IngestSettings {
             dedup_window: Duration::from_secs(args.dedup_window_seconds),
@@ -301,6 +357,9 @@ async fn serve(db: PgPool, args: ServerArgs, stopped: watch::Receiver<bool>) -> 
             },
         },
         max_body_bytes: args.max_body_bytes,
+        secret_key: Some(key),
+        outbound: policy,
+        provider_env: std::env::vars().collect(),
         ..server::ServerConfig::default()
     };
     let state = server::AppState::new(db, cfg).await.context("loading server state")?;
@@ -350,6 +409,7 @@ async fn work(
     url: &str,
     args: WorkerArgs,
     key: SecretKey,
+    policy: OutboundPolicy,
     stopped: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     if args.worker_concurrency == 0 {
@@ -359,18 +419,21 @@ async fn work(
         bail!("ALERTGRAPH_WORKER_POOL_SIZE must be at least 2");
     }
     let db = database::connect(url, args.worker_pool_size).await?;
-    let client = reqwest::Client::builder()
-        .user_agent(concat!("alertgraph/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .context("building the HTTP client")?;
-    let failure_ttl = Duration::from_secs(args.enrichment_failure_ttl_seconds);
+    let client = Outbound::new(policy.clone(), concat!("alertgraph/", env!("CARGO_PKG_VERSION")));
+    let options = EnrichOptions {
+        failure_ttl: Duration::from_secs(args.enrichment_failure_ttl_seconds),
+        ..EnrichOptions::default()
+    };
     let env = std::env::vars().collect();
-    let (enricher, _reloading) = Enricher::start(&db, client, key, env, failure_ttl)
+    let deliverer = Deliverer::new(key.clone(), policy);
+    let (enricher, _reloading) = Enricher::start(&db, client, key, env, options)
         .await
         .context("loading enrichment providers")?;
+    let (dispatcher, _reloading) =
+        Dispatcher::start(&db).await.context("loading context documents and agents")?;
     let cfg = worker::WorkerConfig { concurrency: args.worker_concurrency, ..Default::default() };
-    let worked =
-        worker::run(db.clone(), cfg, worker::pipeline(enricher), wait_for_stop(stopped)).await;
+    let handlers = worker::pipeline(enricher, dispatcher, Arc::new(deliverer));
+    let worked = worker::run(db.clone(), cfg, handlers, wait_for_stop(stopped)).await;
     db.close().await;
     worked.context("running the worker")
 }

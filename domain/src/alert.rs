@@ -59,7 +59,7 @@ pub struct UnknownValue {
 }
 
 impl UnknownValue {
-    fn new(what: &'static str, value: &str) -> Self {
+    pub(crate) fn new(what: &'static str, value: &str) -> Self {
         UnknownValue { what, value: value.to_owned() }
     }
 }
@@ -107,6 +107,7 @@ macro_rules! labels {
         }
     };
 }
+pub(crate) use labels;
 
 labels! {
     /// How bad an alert is. Ordered: `Pending` (not yet known) is the lowest.

@@ -16,6 +16,9 @@ use crate::normalize::RuleRef;
 /// The job that takes a freshly ingested alert through the pipeline.
 pub const ENRICH_ALERT: &str = "enrich_alert";
 
+/// The job that posts one `alert.enriched` event to one agent's webhook.
+pub const DELIVER_WEBHOOK: &str = "deliver_webhook";
+
 /// What [`ENRICH_ALERT`] needs: everything ingest already computed, so the worker never parses
 /// the raw payload again.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -25,6 +28,20 @@ pub struct EnrichAlert {
     /// The detection rule the payload names; its row is created the first time a
     /// (source, rule id) pair is seen.
     pub detection_rule: Option<RuleRef>,
+    /// Whether matching agents are sent `alert.enriched` when the run ends: always after
+    /// ingest; after a re-enrichment only when asked.
+    #[serde(default = "yes")]
+    pub notify_agents: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// What [`DELIVER_WEBHOOK`] needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliverWebhook {
+    pub delivery_id: Uuid,
 }
 
 /// A job as handed to a worker by a claim. `lease_token` is the fencing token: only the

@@ -5,8 +5,12 @@
 //! one file per aggregate. This crate knows nothing of HTTP, GraphQL or MCP: the `server` and
 //! `worker` crates translate their inputs into calls here.
 
+pub mod agent;
 pub mod alert;
 pub mod api_key;
+pub mod context;
+pub mod detection_rule;
+pub mod dispatch;
 pub mod enrich;
 pub mod indicator;
 pub mod ingest;
@@ -14,9 +18,12 @@ pub mod job;
 pub mod mapping;
 pub mod normalize;
 pub mod notify;
+pub mod outbound;
 pub mod provider;
 pub mod secret;
 pub mod store;
+pub mod targeting;
+pub mod triage;
 
 /// The schema migrations in `migrations/`, embedded at compile time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");

@@ -17,6 +17,26 @@ pub const CONFIG_CHANGED: &str = "alertgraph_config_changed";
 /// An API key was created, revoked or changed (the `api_key_notify` trigger); caches of
 /// verified keys must be dropped.
 pub const API_KEY_CHANGED: &str = "alertgraph_api_key_changed";
+/// An alert was enriched or changed (the `alert_event_notify` trigger); the payload is an
+/// [`AlertEvent`]. Feeds GraphQL subscriptions on every server.
+pub const ALERT_EVENTS: &str = "alertgraph_alert_events";
+
+/// What happened to an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertEventKind {
+    /// Its enrichment run finished (its context and deliveries committed with it).
+    Enriched,
+    /// Its status, severity, tags, verdict, rule or duplicate count changed.
+    Updated,
+}
+
+/// The payload of an [`ALERT_EVENTS`] notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+pub struct AlertEvent {
+    pub kind: AlertEventKind,
+    pub alert_id: uuid::Uuid,
+}
 
 /// How long the waker gathers commits before it sends one wake-up for all of them.
 const COALESCE: Duration = Duration::from_millis(1);

@@ -4,6 +4,7 @@
 //! turn the result into a response. [`app`] builds the router so tests can serve it directly.
 
 pub mod error;
+pub mod graphql;
 pub mod http;
 pub mod listener;
 pub mod state;

@@ -19,6 +19,15 @@ pub struct ServerConfig {
     /// How long a client may take to send its body. A SIEM sends a few kilobytes at once; a
     /// client trickling bytes would otherwise hold a connection for as long as it likes.
     pub body_read_timeout: Duration,
+    /// Seals agents' secrets written through the API; without it those mutations refuse.
+    pub secret_key: Option<domain::secret::SecretKey>,
+    /// Which private destinations agents' webhook URLs may point at.
+    pub outbound: domain::outbound::OutboundPolicy,
+    /// The process environment, for providers' `<PROVIDER>_<FIELD>` credentials.
+    pub provider_env: std::collections::BTreeMap<String, String>,
+    /// How long a GraphQL batch loader gathers keys before it runs its one statement: longer
+    /// batches more reliably under load, shorter answers sooner.
+    pub graphql_batch_delay: Duration,
 }
 
 impl Default for ServerConfig {
@@ -27,6 +36,10 @@ impl Default for ServerConfig {
             ingest: IngestSettings::default(),
             max_body_bytes: 5 * 1024 * 1024,
             body_read_timeout: Duration::from_secs(30),
+            secret_key: None,
+            outbound: Default::default(),
+            graphql_batch_delay: Duration::from_millis(2),
+            provider_env: Default::default(),
         }
     }
 }
@@ -39,7 +52,25 @@ pub struct AppState {
     pub mappings: Arc<MappingCache>,
     /// Writes accepted alerts, grouping concurrent ones into shared transactions.
     pub writer: AlertWriter,
+    /// Alert events heard from PostgreSQL by [`crate::listener`], for GraphQL subscribers.
+    pub events: tokio::sync::broadcast::Sender<Arc<LiveAlert>>,
+    /// Provider calls made by the API (`enrichIndicator`, `testEnrichmentProvider`), under the
+    /// SSRF guard.
+    pub outbound: domain::outbound::Outbound,
+    /// On-demand enrichment through the shared cache; `None` without a secret key.
+    pub enricher: Option<Arc<domain::enrich::Enricher>>,
 }
+
+/// An alert event with the alert as it was read once for every subscriber of this process.
+#[derive(Debug, Clone)]
+pub struct LiveAlert {
+    pub kind: domain::notify::AlertEventKind,
+    pub alert: domain::store::alert::AlertRow,
+}
+
+/// Events a subscriber may fall behind by before it skips the oldest (a slow subscriber never
+/// holds the others back).
+const EVENT_BUFFER: usize = 4096;
 
 impl AppState {
     /// Loads the caches. Call [`crate::listener::spawn`] with the result to keep them current.
@@ -47,12 +78,33 @@ impl AppState {
         let mappings = MappingCache::load(&db).await?;
         let waker = JobWaker::spawn(db.clone());
         let writer = AlertWriter::spawn(db.clone(), waker, cfg.ingest.dedup_window);
+        let outbound = domain::outbound::Outbound::new(
+            cfg.outbound.clone(),
+            concat!("alertgraph/", env!("CARGO_PKG_VERSION")),
+        );
+        let enricher = match &cfg.secret_key {
+            // Kept current by `crate::listener`, which reloads it on configuration changes.
+            Some(key) => Some(
+                domain::enrich::Enricher::load(
+                    &db,
+                    outbound.clone(),
+                    key.clone(),
+                    cfg.provider_env.clone(),
+                    Default::default(),
+                )
+                .await,
+            ),
+            None => None,
+        };
         Ok(AppState {
             db,
             cfg: Arc::new(cfg),
             keys: Arc::new(KeyCache::default()),
             mappings: Arc::new(mappings),
             writer,
+            events: tokio::sync::broadcast::channel(EVENT_BUFFER).0,
+            outbound,
+            enricher,
         })
     }
 }

@@ -48,14 +48,16 @@ async fn alertgraph_up_accepts_an_alert_and_its_worker_enriches_it(db: PgPool) {
     assert!(key.starts_with("cai_"), "{key}");
 
     let address = free_address();
-    let mut up = Command::new(BINARY)
-        .arg("up")
-        .env("DATABASE_URL", &url)
-        .env("ALERTGRAPH_LISTEN", address.to_string())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut up = KillOnDrop(Some(
+        Command::new(BINARY)
+            .arg("up")
+            .env("DATABASE_URL", &url)
+            .env("ALERTGRAPH_LISTEN", address.to_string())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    ));
     let client = reqwest::Client::new();
     let mut healthy = false;
     for _ in 0..200 {
@@ -84,10 +86,24 @@ async fn alertgraph_up_accepts_an_alert_and_its_worker_enriches_it(db: PgPool) {
     assert_eq!(json_with_status(response, 202).await["status"], "queued");
     wait_until(&db, "select count(*) = 1 from alert where enrichment_status = 'Enriched'").await;
 
+    let mut up = up.0.take().unwrap();
     let terminated = Command::new("kill").args(["-TERM", &up.id().to_string()]).status().unwrap();
     assert!(terminated.success());
     let status = tokio::task::spawn_blocking(move || up.wait()).await.unwrap().unwrap();
     assert!(status.success(), "alertgraph up exited with {status}");
+}
+
+/// A child process that is killed if the test fails before stopping it, so that a failed run
+/// leaves no server holding the test database open.
+struct KillOnDrop(Option<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 #[test]

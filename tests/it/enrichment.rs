@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use domain::provider::registry::{self, ProviderUpdate};
 use domain::store::enrichment::ResultRow;
-use domain::store::provider::update_settings;
 use sqlx::PgPool;
 use uuid::Uuid;
 use wiremock::matchers::{header, method, path, path_regex, query_param};
@@ -40,8 +40,13 @@ async fn point_providers_at(db: &PgPool, mock: &MockServer) {
         ("greynoise", uri.clone()),
         ("okta", uri.clone()),
     ] {
-        assert!(update_settings(db, name, Some(&base), None).await.unwrap());
+        set_base_url(db, name, &base).await;
     }
+}
+
+async fn set_base_url(db: &PgPool, name: &str, url: &str) {
+    let update = ProviderUpdate { base_url: Some(Some(url.to_owned())), ..Default::default() };
+    registry::update(db, name, &update).await.unwrap();
 }
 
 async fn ingest(app: &crate::helpers::TestApp, source: &str, payload: String) -> Uuid {
@@ -50,7 +55,8 @@ async fn ingest(app: &crate::helpers::TestApp, source: &str, payload: String) ->
 }
 
 async fn run(db: &PgPool, enricher: std::sync::Arc<domain::enrich::Enricher>) {
-    worker::run_until_idle(db, &worker::pipeline(enricher), "test-worker").await.unwrap();
+    let handlers = crate::helpers::pipeline(db, enricher).await;
+    worker::run_until_idle(db, &handlers, "test-worker").await.unwrap();
 }
 
 fn result<'a>(results: &'a [ResultRow], provider: &str, value: &str) -> &'a ResultRow {
@@ -244,7 +250,7 @@ async fn a_provider_that_hangs_is_cut_at_its_timeout_without_holding_up_the_othe
     slow["http_config"]["steps"][0]["url"] =
         format!("{}/slow/{{{{indicator.value}}}}", mock.uri()).into();
     slow["http_config"]["steps"][0]["timeout_seconds"] = 1.into();
-    domain::provider::registry::import(&db, &slow, None).await.unwrap();
+    registry::import(&db, &slow, None).await.unwrap();
     Mock::given(method("GET"))
         .and(path_regex("^/slow/"))
         .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(10)))
@@ -269,7 +275,9 @@ async fn a_provider_that_hangs_is_cut_at_its_timeout_without_holding_up_the_othe
     run(&db, enricher).await;
     let took = started.elapsed();
 
-    assert!(took < Duration::from_millis(2500), "the stage waited {took:?} for a 1 s timeout");
+    // The hanging provider answers after 10 s; finishing well before that shows it was cut at
+    // its 1 s timeout (the margin absorbs a loaded CI machine).
+    assert!(took < Duration::from_secs(6), "the stage waited {took:?} for a 1 s timeout");
     let results = domain::store::enrichment::for_alert(&db, alert_id).await.unwrap();
     assert!(result(&results, "virustotal", "203.0.113.45").success);
     let timed_out = result(&results, "slowintel", "203.0.113.45");
@@ -298,7 +306,7 @@ async fn a_base_url_changed_while_the_worker_runs_is_used_for_the_next_lookup(db
         .await;
     run(&db, enricher.clone()).await;
     let moved = format!("{}/api/v3", new.uri());
-    update_settings(&db, "virustotal", Some(&moved), None).await.unwrap();
+    set_base_url(&db, "virustotal", &moved).await;
     // The change reaches the running enricher through NOTIFY.
     for _ in 0..200 {
         if enricher.configured("virustotal").and_then(|spec| spec.base_url).as_deref()
@@ -316,6 +324,7 @@ async fn a_base_url_changed_while_the_worker_runs_is_used_for_the_next_lookup(db
 
 #[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn fifty_alerts_sharing_an_ip_across_two_workers_make_one_call_per_provider(db: PgPool) {
+    let db = crate::helpers::wider(&db);
     let mock = MockServer::start().await;
     point_providers_at(&db, &mock).await;
     let ip = "203.0.113.99";
@@ -345,10 +354,11 @@ async fn fifty_alerts_sharing_an_ip_across_two_workers_make_one_call_per_provide
     }))
     .await;
     let (first, second) = (enricher(&db, &env).await, enricher(&db, &env).await);
-    tokio::join!(
-        async { worker::run_until_idle(&db, &worker::pipeline(first), "worker-a").await.unwrap() },
-        async { worker::run_until_idle(&db, &worker::pipeline(second), "worker-b").await.unwrap() },
-    );
+    let first = crate::helpers::pipeline(&db, first).await;
+    let second = crate::helpers::pipeline(&db, second).await;
+    tokio::join!(async { worker::run_until_idle(&db, &first, "worker-a").await.unwrap() }, async {
+        worker::run_until_idle(&db, &second, "worker-b").await.unwrap()
+    },);
 
     let enriched: i64 = sqlx::query_scalar(
         "select count(*) from alert where enrichment_status = 'Enriched' and malice = 'Malicious'",
@@ -407,16 +417,16 @@ async fn enrichment_works_with_stored_credentials_after_the_key_is_rotated(db: P
     let old = crate::helpers::test_key();
     let fields =
         std::collections::BTreeMap::from([("api_key".to_owned(), "stored-vt-key".to_owned())]);
-    domain::provider::registry::set_credentials(&db, &old, "virustotal", &fields).await.unwrap();
+    registry::set_credentials(&db, &old, "virustotal", &fields).await.unwrap();
     let new = domain::secret::SecretKey::generate();
-    domain::provider::registry::rotate_secrets(&db, &old, &new).await.unwrap();
+    registry::rotate_secrets(&db, &old, &new).await.unwrap();
 
     let (enricher, _) = domain::enrich::Enricher::start(
         &db,
-        reqwest::Client::new(),
+        crate::helpers::outbound_client(),
         new,
         Default::default(),
-        Duration::from_secs(60),
+        Default::default(),
     )
     .await
     .unwrap();

@@ -5,6 +5,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use domain::dispatch::{Deliverer, Dispatcher};
+use domain::outbound::{Outbound, OutboundPolicy};
+
 use domain::alert::Source;
 use domain::api_key::{KeyType, NewKey, Scope};
 use domain::enrich::Enricher;
@@ -22,7 +25,12 @@ pub(crate) struct TestApp {
 
 /// Seeds the database the way `alertgraph migrate` does and serves the app on 127.0.0.1:0.
 pub(crate) async fn spawn_app(db: PgPool) -> TestApp {
-    spawn_app_with(db, ServerConfig::default()).await
+    let cfg = ServerConfig {
+        secret_key: Some(test_key()),
+        outbound: outbound_policy(),
+        ..ServerConfig::default()
+    };
+    spawn_app_with(db, cfg).await
 }
 
 pub(crate) async fn spawn_app_with(db: PgPool, cfg: ServerConfig) -> TestApp {
@@ -97,19 +105,70 @@ pub(crate) fn test_key() -> SecretKey {
 
 /// The enrichment stage's dependencies, with `env` standing in for the process environment.
 pub(crate) async fn enricher(db: &PgPool, env: &[(&str, &str)]) -> Arc<Enricher> {
+    enricher_with(db, env, Default::default()).await
+}
+
+/// [`enricher`] with other tunables.
+pub(crate) async fn enricher_with(
+    db: &PgPool,
+    env: &[(&str, &str)],
+    options: domain::enrich::EnrichOptions,
+) -> Arc<Enricher> {
     let env = env.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect();
-    let client = reqwest::Client::new();
+    let client = Outbound::new(outbound_policy(), "alertgraph-tests");
     let (enricher, _reloading) =
-        Enricher::start(db, client, test_key(), env, Duration::from_secs(60))
-            .await
-            .expect("starting the enricher");
+        Enricher::start(db, client, test_key(), env, options).await.expect("starting the enricher");
     enricher
 }
 
-/// Runs the production job handlers until no job is due.
+/// What tests may call: local mock servers only (SPEC §1: tests set `127.0.0.0/8`).
+pub(crate) fn outbound_policy() -> OutboundPolicy {
+    OutboundPolicy::parse("127.0.0.0/8").expect("a valid allow list")
+}
+
+/// An HTTP client under [`outbound_policy`].
+pub(crate) fn outbound_client() -> Outbound {
+    Outbound::new(outbound_policy(), "alertgraph-tests")
+}
+
+/// Delivery retries a test can wait for: 50 ms, 100 ms, 150 ms.
+pub(crate) fn test_schedule() -> Vec<Duration> {
+    vec![Duration::from_millis(50), Duration::from_millis(100), Duration::from_millis(150)]
+}
+
+/// The production job handlers around `enricher`, with a dispatcher of their own and a
+/// deliverer on [`test_schedule`].
+pub(crate) async fn pipeline(db: &PgPool, enricher: Arc<Enricher>) -> worker::Handlers {
+    pipeline_with(db, enricher, test_schedule()).await
+}
+
+/// [`pipeline`] with a retry schedule of the caller's.
+pub(crate) async fn pipeline_with(
+    db: &PgPool,
+    enricher: Arc<Enricher>,
+    schedule: Vec<Duration>,
+) -> worker::Handlers {
+    let (dispatcher, _reloading) = Dispatcher::start(db).await.expect("starting the dispatcher");
+    let deliverer = Deliverer::with_schedule(test_key(), outbound_policy(), schedule);
+    worker::pipeline(enricher, dispatcher, Arc::new(deliverer))
+}
+
+/// Runs the production job handlers until no job is due, then stops their listeners (each
+/// holds a connection of the test's small pool).
 pub(crate) async fn run_worker(db: &PgPool) -> usize {
-    let handlers = worker::pipeline(enricher(db, &[]).await);
-    worker::run_until_idle(db, &handlers, "test-worker").await.expect("running jobs")
+    let client = Outbound::new(outbound_policy(), "alertgraph-tests");
+    let (enricher, enricher_listener) =
+        Enricher::start(db, client, test_key(), Default::default(), Default::default())
+            .await
+            .expect("starting the enricher");
+    let (dispatcher, dispatcher_listener) =
+        Dispatcher::start(db).await.expect("starting the dispatcher");
+    let deliverer = Deliverer::with_schedule(test_key(), outbound_policy(), test_schedule());
+    let handlers = worker::pipeline(enricher, dispatcher, Arc::new(deliverer));
+    let ran = worker::run_until_idle(db, &handlers, "test-worker").await.expect("running jobs");
+    enricher_listener.abort();
+    dispatcher_listener.abort();
+    ran
 }
 
 pub(crate) async fn count(db: &PgPool, table: &str) -> i64 {
@@ -128,4 +187,12 @@ pub(crate) async fn json_with_status(
     let text = response.text().await.expect("reading the body");
     assert_eq!(status, expected, "unexpected status; body: {text}");
     serde_json::from_str(&text).unwrap_or_else(|error| panic!("body is not JSON ({error}): {text}"))
+}
+
+/// The test's database behind a pool of 20 connections instead of `#[sqlx::test]`'s 5, for
+/// tests that run live workers: every worker's listeners hold a connection each.
+pub(crate) fn wider(db: &PgPool) -> PgPool {
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(20)
+        .connect_lazy_with((*db.connect_options()).clone())
 }

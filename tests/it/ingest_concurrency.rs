@@ -34,6 +34,7 @@ async fn fifty_identical_alerts_posted_at_once_store_one_alert_with_49_duplicate
 
 #[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn two_hundred_distinct_alerts_are_each_processed_once_by_two_workers(db: PgPool) {
+    let db = crate::helpers::wider(&db);
     let app = spawn_app(db.clone()).await;
     let receipts = join_all((0..200).map(|n| {
         let app = &app;
@@ -54,6 +55,7 @@ async fn two_hundred_distinct_alerts_are_each_processed_once_by_two_workers(db: 
     // Two worker loops, woken by NOTIFY, racing for the same queue.
     let (stop, stopped) = watch::channel(false);
     let enricher = enricher(&db, &[]).await;
+    let pipeline = crate::helpers::pipeline(&db, enricher).await;
     let workers: Vec<_> = ["worker-a", "worker-b"]
         .into_iter()
         .map(|name| {
@@ -63,7 +65,7 @@ async fn two_hundred_distinct_alerts_are_each_processed_once_by_two_workers(db: 
                 ..Default::default()
             };
             let mut stopped = stopped.clone();
-            let pipeline = worker::pipeline(enricher.clone());
+            let pipeline = pipeline.clone();
             tokio::spawn(worker::run(db.clone(), cfg, pipeline, async move {
                 let _ = stopped.wait_for(|&stop| stop).await;
             }))

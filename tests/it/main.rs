@@ -2,11 +2,17 @@
 //! PostgreSQL database per test (`#[sqlx::test]`).
 
 mod cli;
+mod dispatch;
 mod enrichment;
+mod graphql;
+mod graphql_admin;
 mod helpers;
 mod ingest_concurrency;
 mod ingest_errors;
 mod ingest_fixtures;
 mod ingest_writer;
+mod limits;
 mod providers;
 mod queue;
+mod subscriptions;
+mod triage;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use domain::provider::registry::{self, RegistryError};
 use domain::secret::{SecretError, SecretKey};
+use serde_json::json;
 use sqlx::PgPool;
 
 fn provider_fixture(name: &str) -> serde_json::Value {
@@ -31,16 +32,13 @@ async fn built_in_providers_are_seeded_and_an_upgrade_keeps_peoples_edits(db: Pg
     assert!(virustotal.is_builtin && virustotal.is_active);
     assert!(!virustotal.extractions.is_empty());
 
-    assert!(
-        domain::store::provider::update_settings(
-            &db,
-            "virustotal",
-            Some("http://127.0.0.1:9/vt"),
-            Some(false)
-        )
-        .await
-        .unwrap()
-    );
+    let update = registry::ProviderUpdate {
+        base_url: Some(Some("http://127.0.0.1:9/vt".into())),
+        is_active: Some(false),
+        ..Default::default()
+    };
+    let updated = registry::update(&db, "virustotal", &update).await.unwrap();
+    assert!(!updated.is_active);
     domain::migrate(&db).await.unwrap();
 
     let virustotal = find(&db, "virustotal").await;
@@ -136,4 +134,105 @@ async fn rotating_the_secret_key_re_encrypts_every_credential(db: PgPool) {
     // Rotating again with the old key fails as a whole and changes nothing.
     assert!(registry::rotate_secrets(&db, &old, &SecretKey::generate()).await.is_err());
     assert!(find(&db, "virustotal").await.credentials(&new, no_env).unwrap().is_some());
+}
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn people_edit_replace_extractions_of_and_delete_providers_and_workers_follow(db: PgPool) {
+    domain::migrate(&db).await.unwrap();
+    let enricher = crate::helpers::enricher(&db, &[("DEMO_INTEL_API_KEY", "k")]).await;
+    let mut provider = provider_fixture("greynoise.provider.json");
+    provider["provider_name"] = "demo_intel".into();
+    let mut extractions = provider_fixture("greynoise.field_extractions.json");
+    for extraction in extractions.as_array_mut().unwrap() {
+        extraction["provider_name"] = "demo_intel".into();
+    }
+    registry::import(&db, &provider, Some(&extractions)).await.unwrap();
+    wait_until(|| enricher.configured("demo_intel").is_some()).await;
+
+    // Settings and a new definition are validated as a whole, every problem named by field.
+    let bad = registry::ProviderUpdate {
+        base_url: Some(Some("ftp://intel.example".into())),
+        concurrency_limit: Some(Some(0)),
+        ..Default::default()
+    };
+    let Err(RegistryError::Invalid(invalid)) = registry::update(&db, "demo_intel", &bad).await
+    else {
+        panic!("a bad update was accepted");
+    };
+    let fields: Vec<&str> = invalid.problems.iter().map(|p| p.field.as_str()).collect();
+    assert!(fields.contains(&"base_url") && fields.contains(&"concurrency_limit"), "{fields:?}");
+    let mut renamed = provider.clone();
+    renamed["provider_name"] = "other".into();
+    let rename = registry::ProviderUpdate { definition: Some(renamed), ..Default::default() };
+    assert!(matches!(
+        registry::update(&db, "demo_intel", &rename).await,
+        Err(RegistryError::Invalid(ref invalid)) if invalid.problems[0].field == "provider_name"
+    ));
+
+    let good = registry::ProviderUpdate {
+        base_url: Some(Some("https://intel.example/v2".into())),
+        rate_limit_per_minute: Some(Some(120)),
+        ..Default::default()
+    };
+    let updated = registry::update(&db, "demo_intel", &good).await.unwrap();
+    assert_eq!(updated.spec.rate_limit_per_minute, Some(120));
+    wait_until(|| {
+        enricher.configured("demo_intel").and_then(|spec| spec.base_url).as_deref()
+            == Some("https://intel.example/v2")
+    })
+    .await;
+    // Clearing an override brings back the definition's own value.
+    let reset = registry::ProviderUpdate { base_url: Some(None), ..Default::default() };
+    let reset = registry::update(&db, "demo_intel", &reset).await.unwrap();
+    assert_eq!(reset.spec.base_url, provider["base_url"].as_str().map(str::to_owned));
+
+    // Extractions are replaced in bulk, validated first.
+    let first = extractions.as_array().unwrap()[0].clone();
+    assert_eq!(registry::set_extractions(&db, "demo_intel", &json!([first])).await.unwrap(), 1);
+    assert_eq!(find(&db, "demo_intel").await.extractions.len(), 1);
+    let mut typo = first.clone();
+    typo["value_type"] = "number-ish".into();
+    assert!(matches!(
+        registry::set_extractions(&db, "demo_intel", &json!([typo])).await,
+        Err(RegistryError::Invalid(_))
+    ));
+    assert_eq!(find(&db, "demo_intel").await.extractions.len(), 1, "nothing changed");
+
+    // A built-in keeps its shipped definition and extractions, and is deactivated, not deleted.
+    let builtin =
+        registry::ProviderUpdate { definition: Some(provider.clone()), ..Default::default() };
+    assert!(matches!(
+        registry::update(&db, "greynoise", &builtin).await,
+        Err(RegistryError::Builtin(..))
+    ));
+    assert!(matches!(registry::delete(&db, "greynoise").await, Err(RegistryError::Builtin(..))));
+    let shipped = find(&db, "virustotal").await.extractions[0].clone();
+    let clash = json!([{
+        "provider_name": "virustotal",
+        "indicator_type": shipped.indicator_type.as_str(),
+        "source_path": "data.id",
+        "target_key": shipped.target_key,
+        "value_type": "string",
+    }]);
+    let Err(RegistryError::Invalid(invalid)) =
+        registry::set_extractions(&db, "virustotal", &clash).await
+    else {
+        panic!("a user extraction replaced a built-in one");
+    };
+    assert_eq!(invalid.problems[0].field, "field_extractions[0].target_key");
+
+    registry::delete(&db, "demo_intel").await.unwrap();
+    assert!(matches!(registry::delete(&db, "demo_intel").await, Err(RegistryError::NotFound(_))));
+    wait_until(|| enricher.configured("demo_intel").is_none()).await;
+}
+
+/// Waits up to a second, the time SPEC §3 gives a change to reach every process.
+async fn wait_until(condition: impl Fn() -> bool) {
+    for _ in 0..100 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("not seen within a second");
 }

@@ -74,6 +74,9 @@ pub enum JobError {
     /// A transient failure (database hiccup, provider timeout): retry with backoff.
     #[error("{0}")]
     Retry(String),
+    /// A transient failure whose handler knows when to try again (a delivery's schedule).
+    #[error("{0}")]
+    RetryAfter(String, Duration),
     /// A permanent failure (malformed payload, data gone): move the job to `dead`.
     #[error("{0}")]
     GiveUp(String),
@@ -345,6 +348,9 @@ async fn execute(
         (Err(JobError::Fenced), _) => Err(JobError::Fenced),
         (Err(JobError::Retry(message)), _) => {
             let delay = retry_delay(job.attempt);
+            record_failure(db, &job, Failure::Retry { delay }, &message).await
+        }
+        (Err(JobError::RetryAfter(message, delay)), _) => {
             record_failure(db, &job, Failure::Retry { delay }, &message).await
         }
         (Err(JobError::GiveUp(message)), _) => {

@@ -3,7 +3,8 @@
 //! It upserts and links the alert's indicators, looks up the enrichable ones with every
 //! configured provider ([`run`]), then records the detection rule the alert names (created on
 //! first sight, with its readable name and MITRE ids), the alert's verdict (its worst
-//! indicator's) and its enrichment status, and completes the job in that same transaction.
+//! indicator's) and its enrichment status, attaches its context documents and creates its
+//! deliveries ([`crate::dispatch`]), and completes the job in that same transaction.
 
 use sqlx::PgPool;
 
@@ -11,7 +12,7 @@ mod enrichable;
 pub mod run;
 
 pub use enrichable::is_enrichable;
-pub use run::Enricher;
+pub use run::{EnrichOptions, Enricher};
 
 use crate::alert::EnrichmentStatus;
 use crate::job::EnrichAlert;
@@ -34,6 +35,7 @@ pub enum EnrichError {
 pub async fn enrich_alert(
     db: &PgPool,
     enricher: &Enricher,
+    dispatcher: &crate::dispatch::Dispatcher,
     job: &EnrichAlert,
 ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, EnrichError> {
     let linked = store::indicator::upsert_and_link(db, job.alert_id, &job.indicators).await?;
@@ -61,6 +63,15 @@ pub async fn enrich_alert(
     if !finished {
         return Err(EnrichError::AlertGone(job.alert_id));
     }
+    dispatcher
+        .contextualize_and_dispatch(
+            &mut tx,
+            job.alert_id,
+            job.notify_agents,
+            &summary.succeeded,
+            &summary.failed,
+        )
+        .await?;
     Ok(tx)
 }
 

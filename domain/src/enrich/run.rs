@@ -1,6 +1,6 @@
 //! The provider lookups of the enrichment stage: every enrichable indicator × every configured
-//! provider that supports its type, in parallel, each provider bounded by its concurrency
-//! limit. Fresh results in `enrichment_result` are reused (the cache every worker shares); new
+//! provider that supports its type, in parallel, each provider bounded by its concurrency limit
+//! and rate limit across every worker (leases granted by PostgreSQL, [`call_limit`]). Fresh results in `enrichment_result` are reused (the cache every worker shares); new
 //! outcomes, failures included, are stored with the provider's TTL (failures with a short one).
 //!
 //! Concurrent lookups of the same (indicator, provider) from several alerts or workers make
@@ -10,23 +10,28 @@
 //! A provider's failure is its own: it is recorded as a failed result and never fails the job
 //! or delays another provider beyond its own timeout. A 429 is retried once after its
 //! `Retry-After` (up to [`MAX_RETRY_AFTER`]), a transient error once after a short pause; a
-//! timeout is not retried, since it has already used its whole budget.
+//! timeout is not retried, since it has already used its whole budget. Lookups that cannot get
+//! a call within [`EnrichOptions::max_wait`] because the provider's limits are saturated are
+//! recorded as failures (cached for the failure TTL) rather than holding the alert back.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
 
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
-use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::alert::Malice;
 use crate::indicator::Indicator;
+use crate::outbound::Outbound;
 use crate::provider::registry::{self, StoredProvider};
 use crate::provider::{AuthValues, Lookup, LookupError, extract, lookup, verdict};
 use crate::secret::SecretKey;
+use crate::store::call_limit::{self, Grant};
 use crate::store::enrichment::{self as result_store, NewResult};
 
 /// The longest `Retry-After` worth waiting for inside a job; a longer one is recorded as a
@@ -39,24 +44,43 @@ const CLAIM_MARGIN: Duration = Duration::from_secs(10);
 /// How often a worker waiting for another's lookup checks for the result.
 const WAIT_POLL: Duration = Duration::from_millis(50);
 
+/// How often a lookup held back by a full concurrency limit asks again.
+const SLOT_POLL: Duration = Duration::from_millis(25);
+
 /// A provider ready to call: enabled, with all its credentials.
 #[derive(Debug)]
 struct Configured {
     provider: StoredProvider,
     auth: AuthValues,
-    /// Calls in flight from this process, bounded by the provider's concurrency limit.
-    slots: Arc<Semaphore>,
+    /// This process's own calls, bounded by the concurrency limit: lookups queue here, in
+    /// memory, and ask PostgreSQL only for slots it can usually grant (other workers' calls
+    /// aside), instead of polling it.
+    local: Arc<Semaphore>,
+}
+
+/// Tunables of the enrichment stage.
+#[derive(Debug, Clone, Copy)]
+pub struct EnrichOptions {
+    /// How long a failed lookup is cached before it is tried again.
+    pub failure_ttl: Duration,
+    /// How long a lookup may wait for its provider's concurrency or rate limit to let it call.
+    pub max_wait: Duration,
+}
+
+impl Default for EnrichOptions {
+    fn default() -> Self {
+        EnrichOptions { failure_ttl: Duration::from_secs(60), max_wait: Duration::from_secs(30) }
+    }
 }
 
 /// What the enrichment stage needs besides the database, shared by every job of a worker.
 #[derive(Debug)]
 pub struct Enricher {
-    client: reqwest::Client,
+    client: Outbound,
     key: SecretKey,
     /// The process environment as read at start-up, for `<PROVIDER>_<FIELD>` credentials.
     env: BTreeMap<String, String>,
-    /// How long a failed lookup is cached before it is tried again.
-    failure_ttl: Duration,
+    options: EnrichOptions,
     providers: RwLock<Arc<Vec<Arc<Configured>>>>,
 }
 
@@ -74,16 +98,14 @@ impl Enricher {
     /// whenever any process changes a provider (NOTIFY), and ends when the pool closes.
     pub async fn start(
         db: &PgPool,
-        client: reqwest::Client,
+        client: Outbound,
         key: SecretKey,
         env: BTreeMap<String, String>,
-        failure_ttl: Duration,
+        options: EnrichOptions,
     ) -> Result<(Arc<Enricher>, tokio::task::JoinHandle<()>), sqlx::Error> {
-        let enricher =
-            Arc::new(Enricher { client, key, env, failure_ttl, providers: RwLock::default() });
         let mut listener = PgListener::connect_with(db).await?;
         listener.listen(crate::notify::CONFIG_CHANGED).await?;
-        enricher.reload(db).await;
+        let enricher = Enricher::load(db, client, key, env, options).await;
         let reloading = tokio::spawn({
             let (db, enricher) = (db.clone(), enricher.clone());
             async move {
@@ -103,6 +125,22 @@ impl Enricher {
         Ok((enricher, reloading))
     }
 
+    /// Loads the configured providers without listening for changes: the caller must call
+    /// [`reload`](Self::reload) whenever [`crate::notify::CONFIG_CHANGED`] is heard (a server
+    /// does, from the one LISTEN connection it already has).
+    pub async fn load(
+        db: &PgPool,
+        client: Outbound,
+        key: SecretKey,
+        env: BTreeMap<String, String>,
+        options: EnrichOptions,
+    ) -> Arc<Enricher> {
+        let enricher =
+            Arc::new(Enricher { client, key, env, options, providers: RwLock::default() });
+        enricher.reload(db).await;
+        enricher
+    }
+
     /// Replaces the provider snapshot; on failure the previous one stays in force.
     pub async fn reload(&self, db: &PgPool) {
         let stored = match registry::load(db).await {
@@ -119,8 +157,9 @@ impl Enricher {
                 let name = provider.spec.provider_name.clone();
                 match provider.credentials(&self.key, |var| self.env.get(var).cloned()) {
                     Ok(Some(auth)) => {
-                        let slots = Arc::new(Semaphore::new(provider.spec.concurrency_limit() as usize));
-                        Some(Arc::new(Configured { provider, auth, slots }))
+                        let local =
+                            Arc::new(Semaphore::new(provider.spec.concurrency_limit() as usize));
+                        Some(Arc::new(Configured { provider, auth, local }))
                     }
                     Ok(None) => None,
                     Err(error) => {
@@ -148,8 +187,8 @@ impl Enricher {
         self.providers.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
-    /// Looks up every (indicator, provider) pair that has no fresh result, stores the
-    /// outcomes, and refreshes the indicators' verdicts.
+    /// Looks up every (indicator, provider) pair that has no fresh result and stores the
+    /// outcomes with the indicators' new verdicts.
     pub async fn enrich(
         &self,
         db: &PgPool,
@@ -190,7 +229,9 @@ impl Enricher {
                 pending.iter().map(|(id, _, c)| (*id, c.provider.enrichment_provider_id)).collect();
             let holds: Vec<Duration> = pending
                 .iter()
-                .map(|(_, indicator, c)| claim_hold(&c.provider.spec, indicator))
+                .map(|(_, indicator, c)| {
+                    call_budget(&c.provider.spec, indicator) + self.options.max_wait + CLAIM_MARGIN
+                })
                 .collect();
             let claimed: HashSet<(Uuid, Uuid)> =
                 result_store::claim_lookups(db, &keys, &holds).await?.into_iter().collect();
@@ -198,8 +239,7 @@ impl Enricher {
                 claimed.contains(&(*id, c.provider.enrichment_provider_id))
             });
 
-            let lookups = mine.iter().map(|(id, indicator, c)| self.look_up(c, *id, indicator));
-            let results = futures::future::join_all(lookups).await;
+            let results = self.look_up_all(db, &mine).await?;
             result_store::save(db, &results).await?;
             for ((_, _, configured), result) in mine.iter().zip(&results) {
                 let name = configured.provider.spec.provider_name.clone();
@@ -211,7 +251,6 @@ impl Enricher {
             }
             pending = self.wait_for_others(db, theirs, &mut summary).await?;
         }
-        result_store::refresh_verdicts(db, &indicator_ids).await?;
         summary.succeeded.sort();
         summary.succeeded.dedup();
         summary.failed.sort();
@@ -262,6 +301,123 @@ impl Enricher {
         Ok(Vec::new())
     }
 
+    /// Runs the given lookups, each provider's as fast as its limits across every worker let
+    /// them, and returns their results in the order given.
+    async fn look_up_all(
+        &self,
+        db: &PgPool,
+        lookups: &[(Uuid, &Indicator, &Arc<Configured>)],
+    ) -> Result<Vec<NewResult>, sqlx::Error> {
+        let mut by_provider: BTreeMap<Uuid, Vec<usize>> = BTreeMap::new();
+        for (position, (_, _, configured)) in lookups.iter().enumerate() {
+            by_provider
+                .entry(configured.provider.enrichment_provider_id)
+                .or_default()
+                .push(position);
+        }
+        let runs = by_provider.into_values().map(|positions| async move {
+            let configured = lookups[positions[0]].2;
+            let spec = &configured.provider.spec;
+            let hold = positions
+                .iter()
+                .map(|&position| call_budget(spec, lookups[position].1))
+                .max()
+                .unwrap_or_default();
+            let give_up_at = Instant::now() + self.options.max_wait;
+            let mut done = Vec::with_capacity(positions.len());
+            let mut queue = positions.as_slice();
+            let fail_rest = |queue: &[usize], done: &mut Vec<(usize, NewResult)>, reason: String| {
+                done.extend(queue.iter().map(|&position| {
+                    let (indicator_id, indicator, _) = lookups[position];
+                    (position, self.failure(configured, indicator_id, indicator, &reason))
+                }));
+            };
+            let no_slot = || {
+                format!(
+                    "no call slot free within {} s (concurrency limit {})",
+                    self.options.max_wait.as_secs(),
+                    spec.concurrency_limit()
+                )
+            };
+            while !queue.is_empty() {
+                let want = queue.len().min(spec.concurrency_limit() as usize).max(1);
+                let waiting = configured.local.clone().acquire_many_owned(want as u32);
+                let Ok(Ok(local)) = tokio::time::timeout_at(give_up_at.into(), waiting).await
+                else {
+                    fail_rest(queue, &mut done, no_slot());
+                    break;
+                };
+                let grant = call_limit::acquire(
+                    db,
+                    configured.provider.enrichment_provider_id,
+                    want as u32,
+                    spec.concurrency_limit(),
+                    spec.rate_limit_per_minute,
+                    hold,
+                )
+                .await?;
+                match grant {
+                    Grant::Granted { lease_id, calls } => {
+                        let (now, later) = queue.split_at((calls as usize).min(queue.len()));
+                        let results = futures::future::join_all(now.iter().map(|&position| {
+                            let (indicator_id, indicator, _) = lookups[position];
+                            self.look_up(configured, indicator_id, indicator)
+                        }))
+                        .await;
+                        drop(local);
+                        if let Err(error) = call_limit::release(db, lease_id).await {
+                            tracing::warn!(error = %error, "releasing a call lease failed; it expires by itself");
+                        }
+                        done.extend(now.iter().copied().zip(results));
+                        queue = later;
+                    }
+                    Grant::Wait { retry_after } => {
+                        drop(local);
+                        let pause = retry_after.unwrap_or(SLOT_POLL);
+                        if Instant::now() + pause > give_up_at {
+                            let reason = match retry_after {
+                                Some(_) => format!(
+                                    "rate limit of {} calls a minute reached",
+                                    spec.rate_limit_per_minute.unwrap_or_default()
+                                ),
+                                None => no_slot(),
+                            };
+                            fail_rest(queue, &mut done, reason);
+                            break;
+                        }
+                        tokio::time::sleep(pause).await;
+                    }
+                }
+            }
+            Ok::<_, sqlx::Error>(done)
+        });
+        let mut results: Vec<(usize, NewResult)> =
+            futures::future::try_join_all(runs).await?.into_iter().flatten().collect();
+        results.sort_by_key(|(position, _)| *position);
+        Ok(results.into_iter().map(|(_, result)| result).collect())
+    }
+
+    /// A lookup that did not happen, recorded as failed for the failure TTL.
+    fn failure(
+        &self,
+        configured: &Configured,
+        indicator_id: Uuid,
+        indicator: &Indicator,
+        reason: &str,
+    ) -> NewResult {
+        tracing::info!(provider = %configured.provider.spec.provider_name, indicator = %indicator.value, reason, "lookup skipped");
+        NewResult {
+            indicator_id,
+            enrichment_provider_id: configured.provider.enrichment_provider_id,
+            success: false,
+            extracted: json!({}),
+            raw: None,
+            error: Some(reason.to_owned()),
+            malice: Malice::Pending,
+            ttl: self.options.failure_ttl,
+        }
+    }
+
     /// One lookup, retried once where that can help, turned into a result to store.
     async fn look_up(
         &self,
@@ -270,17 +426,13 @@ impl Enricher {
         indicator: &Indicator,
     ) -> NewResult {
         let spec = &configured.provider.spec;
-        let outcome = {
-            // The semaphore is never closed, so acquiring cannot fail.
-            let _slot = configured.slots.acquire().await;
-            let first = lookup(&self.client, spec, &configured.auth, indicator).await;
-            match retry_pause(&first) {
-                Some(pause) => {
-                    tokio::time::sleep(pause).await;
-                    lookup(&self.client, spec, &configured.auth, indicator).await
-                }
-                None => first,
+        let first = lookup(&self.client, spec, &configured.auth, indicator).await;
+        let outcome = match retry_pause(&first) {
+            Some(pause) => {
+                tokio::time::sleep(pause).await;
+                lookup(&self.client, spec, &configured.auth, indicator).await
             }
+            None => first,
         };
         let base = NewResult {
             indicator_id,
@@ -316,7 +468,7 @@ impl Enricher {
                 NewResult {
                     success: false,
                     error: Some(error.to_string()),
-                    ttl: self.failure_ttl,
+                    ttl: self.options.failure_ttl,
                     ..base
                 }
             }
@@ -324,13 +476,14 @@ impl Enricher {
     }
 }
 
-/// How long a lookup's claim is held: the longest the lookup can take (its steps' and token's
-/// timeouts, one wait for `Retry-After`) plus a margin, so a worker that dies mid-lookup delays
-/// the others by at most that.
-fn claim_hold(spec: &crate::provider::ProviderSpec, indicator: &Indicator) -> Duration {
+/// The longest one lookup can take once it may call: its steps' and token's timeouts, twice
+/// (it may be retried), and one wait for `Retry-After`. A call lease is held this long; a
+/// lookup's claim this plus the wait for a call and a margin, so a worker that dies mid-lookup
+/// delays the others by at most that.
+fn call_budget(spec: &crate::provider::ProviderSpec, indicator: &Indicator) -> Duration {
     let steps: u64 = spec.steps_for(indicator.kind).map(|(_, step)| step.timeout_seconds).sum();
     let token = spec.token.as_ref().map_or(0, |token| token.timeout_seconds);
-    Duration::from_secs(steps + token) + MAX_RETRY_AFTER + CLAIM_MARGIN
+    Duration::from_secs(2 * (steps + token)) + MAX_RETRY_AFTER
 }
 
 /// How long to wait before the one retry, if this outcome deserves one.

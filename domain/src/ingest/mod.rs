@@ -124,9 +124,9 @@ pub async fn accept(
     let fingerprint = normalize::fingerprint(source, &normalized.title, rule_id, &indicators);
 
     let alert_id = Uuid::now_v7();
-    let job_payload =
-        serde_json::to_value(EnrichAlert { alert_id, indicators, detection_rule: normalized.rule })
-            .expect("job payloads serialize");
+    let job =
+        EnrichAlert { alert_id, indicators, detection_rule: normalized.rule, notify_agents: true };
+    let job_payload = serde_json::to_value(job).expect("job payloads serialize");
     let alert = NewAlert {
         alert_id,
         source,

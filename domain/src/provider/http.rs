@@ -23,6 +23,7 @@ use super::template::{Escape, Scope, TemplateError, TemplateProblem, render, ren
 use crate::alert::IndicatorType;
 use crate::indicator::Indicator;
 use crate::normalize::path::lookup as lookup_path;
+use crate::outbound::{Outbound, OutboundError, refusal};
 use crate::secret::Secret;
 
 /// Bodies larger than this are refused rather than buffered: no enrichment answer is this big,
@@ -100,6 +101,9 @@ pub enum LookupError {
     Template(#[from] TemplateError),
     #[error("the provider does not support indicator type {0}")]
     UnsupportedType(IndicatorType),
+    /// The SSRF guard refused the address (ALERTGRAPH_OUTBOUND_ALLOW can allow it).
+    #[error("{step}: refused by the SSRF guard: {reason}")]
+    Refused { step: String, reason: OutboundError },
 }
 
 impl LookupError {
@@ -143,12 +147,13 @@ pub struct TracedLookup {
 /// Looks `indicator` up with `provider`, running its steps in order.
 ///
 /// `client` should be shared and built by the caller, which is where outbound policy (the
-/// SSRF guard, proxies, redirects) is decided.
+/// SSRF guard, proxies, redirects) is decided; every URL is checked against it before it is
+/// requested.
 ///
 /// # Errors
 /// See [`LookupError`]; a failing optional step is skipped instead.
 pub async fn lookup(
-    client: &reqwest::Client,
+    client: &Outbound,
     provider: &ProviderSpec,
     auth: &AuthValues,
     indicator: &Indicator,
@@ -158,7 +163,7 @@ pub async fn lookup(
 
 /// [`lookup`], also returning what was sent and received.
 pub async fn lookup_traced(
-    client: &reqwest::Client,
+    client: &Outbound,
     provider: &ProviderSpec,
     auth: &AuthValues,
     indicator: &Indicator,
@@ -171,7 +176,7 @@ pub async fn lookup_traced(
 
 /// The state of one lookup while it runs.
 struct Call<'a> {
-    client: &'a reqwest::Client,
+    client: &'a Outbound,
     provider: &'a ProviderSpec,
     auth: &'a AuthValues,
     indicator: &'a Indicator,
@@ -195,6 +200,7 @@ struct Reply {
 /// Why no [`Reply`] could be read.
 enum Failure {
     Transport(reqwest::Error),
+    Refused(OutboundError),
     TooLarge,
 }
 
@@ -401,10 +407,16 @@ impl Call<'_> {
             Ok(Err(Failure::Transport(error))) if error.is_timeout() => {
                 Err(LookupError::Timeout { step: step.into(), after: timeout })
             }
-            Ok(Err(Failure::Transport(error))) => Err(LookupError::Transient {
-                step: step.into(),
-                message: self.masker.mask(&describe_error(error)),
-            }),
+            Ok(Err(Failure::Transport(error))) => match refusal(&error) {
+                Some(refused) => Err(LookupError::Refused { step: step.into(), reason: refused }),
+                None => Err(LookupError::Transient {
+                    step: step.into(),
+                    message: self.masker.mask(&describe_error(error)),
+                }),
+            },
+            Ok(Err(Failure::Refused(refused))) => {
+                Err(LookupError::Refused { step: step.into(), reason: refused })
+            }
             Ok(Err(Failure::TooLarge)) => Err(LookupError::InvalidResponse {
                 step: step.into(),
                 message: format!("the response is larger than {MAX_BODY_BYTES} bytes"),
@@ -543,8 +555,9 @@ fn method(method: HttpMethod) -> reqwest::Method {
     }
 }
 
-async fn exchange(client: &reqwest::Client, request: reqwest::Request) -> Result<Reply, Failure> {
-    let mut response = client.execute(request).await.map_err(Failure::Transport)?;
+async fn exchange(client: &Outbound, request: reqwest::Request) -> Result<Reply, Failure> {
+    client.check(request.url()).map_err(Failure::Refused)?;
+    let mut response = client.client.execute(request).await.map_err(Failure::Transport)?;
     let status = response.status().as_u16();
     let retry_after = response
         .headers()

@@ -15,7 +15,7 @@ use super::{
     AuthValues, FieldExtraction, InvalidProvider, Problem, ProviderSpec, validate_extractions,
 };
 use crate::secret::{Secret, SecretError, SecretKey};
-use crate::store::provider::{self as provider_store, ExtractionRow, ProviderRow};
+use crate::store::provider::{self as provider_store, ExtractionRow, ProviderChanges, ProviderRow};
 
 /// Why a provider operation was refused.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +26,8 @@ pub enum RegistryError {
     Duplicate(String),
     #[error("no provider is named {0:?}")]
     NotFound(String),
+    #[error("{0:?} is a built-in provider: {1}")]
+    Builtin(String, &'static str),
     #[error("provider {provider:?} takes no credential {field:?}; it uses {expected:?}")]
     UnknownCredential { provider: String, field: String, expected: Vec<String> },
     #[error(transparent)]
@@ -139,6 +141,157 @@ pub async fn load(db: &PgPool) -> Result<Vec<StoredProvider>, RegistryError> {
         .collect()
 }
 
+/// A change people make to a provider. `None` leaves a setting as it is; `Some(None)` clears
+/// an override, so the definition's own value applies again.
+#[derive(Debug, Clone, Default)]
+pub struct ProviderUpdate {
+    /// A whole new definition, in the importable format (user providers only; the name stays).
+    pub definition: Option<Value>,
+    pub base_url: Option<Option<String>>,
+    pub concurrency_limit: Option<Option<u32>>,
+    pub rate_limit_per_minute: Option<Option<u32>>,
+    pub is_active: Option<bool>,
+}
+
+/// Changes a provider. The result, overrides applied, is validated as a whole before anything
+/// is stored, and every problem is reported at once, by field. Every running worker and server
+/// sees the change within a second (NOTIFY).
+pub async fn update(
+    db: &PgPool,
+    name: &str,
+    update: &ProviderUpdate,
+) -> Result<StoredProvider, RegistryError> {
+    let current = find(db, name).await?;
+    if update.definition.is_some() && current.is_builtin {
+        return Err(RegistryError::Builtin(
+            name.to_owned(),
+            "its definition ships with alertgraph; change its settings instead",
+        ));
+    }
+    let mut merged = match &update.definition {
+        Some(definition) => {
+            let spec = ProviderSpec::from_json(definition)?;
+            if spec.provider_name != name {
+                let problem = Problem {
+                    field: "provider_name".into(),
+                    message: format!("must stay {name:?}; a provider cannot be renamed"),
+                };
+                return Err(InvalidProvider { problems: vec![problem] }.into());
+            }
+            spec
+        }
+        None => current.spec.clone(),
+    };
+    // Clearing the override (`Some(None)`) brings back the definition's own base URL, which
+    // was validated with the definition.
+    if let Some(Some(url)) = &update.base_url {
+        merged.base_url = Some(url.clone());
+    }
+    if let Some(limit) = update.concurrency_limit {
+        merged.concurrency_limit = limit;
+    }
+    if let Some(limit) = update.rate_limit_per_minute {
+        merged.rate_limit_per_minute = limit;
+    }
+    // Validate the provider as it will be used, extractions included.
+    let merged = ProviderSpec::from_json(
+        &serde_json::to_value(&merged).expect("provider definitions serialize"),
+    )?;
+    validate_extractions(&merged, &current.extractions)?;
+
+    let definition = update
+        .definition
+        .as_ref()
+        .map(|_| serde_json::to_value(&merged).expect("provider definitions serialize"));
+    let changes = ProviderChanges {
+        definition: definition.as_ref(),
+        base_url: update.base_url.as_ref().map(|url| url.as_deref()),
+        concurrency_limit: update.concurrency_limit.map(|limit| limit.map(|l| l as i32)),
+        rate_limit_per_minute: update.rate_limit_per_minute.map(|limit| limit.map(|l| l as i32)),
+        is_active: update.is_active,
+    };
+    if !provider_store::update(db, name, &changes).await? {
+        return Err(RegistryError::NotFound(name.to_owned()));
+    }
+    find(db, name).await
+}
+
+/// Deletes a user provider with its extractions and cached results. Built-in providers are
+/// deactivated instead: they are seeded again at every start.
+pub async fn delete(db: &PgPool, name: &str) -> Result<(), RegistryError> {
+    let provider = find(db, name).await?;
+    if provider.is_builtin {
+        return Err(RegistryError::Builtin(
+            name.to_owned(),
+            "it cannot be deleted; deactivate it instead",
+        ));
+    }
+    if !provider_store::delete(db, provider.enrichment_provider_id).await? {
+        return Err(RegistryError::NotFound(name.to_owned()));
+    }
+    Ok(())
+}
+
+/// Replaces a provider's user-defined field extractions with `extractions` (a list in the
+/// format of `greynoise.field_extractions.json`), in one go. A built-in provider keeps its
+/// shipped extractions; a user extraction may not reuse one of their target keys.
+pub async fn set_extractions(
+    db: &PgPool,
+    name: &str,
+    extractions: &Value,
+) -> Result<usize, RegistryError> {
+    let provider = find(db, name).await?;
+    let given = FieldExtraction::list_from_json(extractions, &provider.spec)?;
+    validate_extractions(&provider.spec, &given)?;
+    let mut tx = db.begin().await?;
+    let shipped: Vec<(String, String)> = if provider.is_builtin {
+        provider_store::list_extractions(&mut *tx)
+            .await?
+            .into_iter()
+            .filter(|row| row.enrichment_provider_id == provider.enrichment_provider_id)
+            .filter(|row| row.is_builtin)
+            .map(|row| (row.indicator_type, row.target_key))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let problems: Vec<Problem> = given
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| {
+            shipped
+                .iter()
+                .any(|(kind, key)| kind == e.indicator_type.as_str() && *key == e.target_key)
+        })
+        .map(|(position, e)| Problem {
+            field: format!("field_extractions[{position}].target_key"),
+            message: format!(
+                "{:?} is a built-in extraction of {name:?} for {}; choose another key",
+                e.target_key,
+                e.indicator_type.as_str()
+            ),
+        })
+        .collect();
+    if !problems.is_empty() {
+        return Err(InvalidProvider { problems }.into());
+    }
+    let rows: Vec<ExtractionRow> =
+        given.iter().map(|e| extraction_row(provider.enrichment_provider_id, e, false)).collect();
+    provider_store::replace_extractions(&mut tx, provider.enrichment_provider_id, false, &rows)
+        .await?;
+    tx.commit().await?;
+    Ok(rows.len())
+}
+
+/// The stored provider named `name`.
+pub async fn find(db: &PgPool, name: &str) -> Result<StoredProvider, RegistryError> {
+    load(db)
+        .await?
+        .into_iter()
+        .find(|provider| provider.spec.provider_name == name)
+        .ok_or_else(|| RegistryError::NotFound(name.to_owned()))
+}
+
 /// Stores a provider's credentials, sealed. Field names must be ones its definition uses.
 pub async fn set_credentials(
     db: &PgPool,
@@ -146,11 +299,7 @@ pub async fn set_credentials(
     name: &str,
     fields: &BTreeMap<String, String>,
 ) -> Result<(), RegistryError> {
-    let provider = load(db)
-        .await?
-        .into_iter()
-        .find(|provider| provider.spec.provider_name == name)
-        .ok_or_else(|| RegistryError::NotFound(name.to_owned()))?;
+    let provider = find(db, name).await?;
     let expected = provider.spec.required_credentials();
     if let Some(field) = fields.keys().find(|field| !expected.contains(*field)) {
         return Err(RegistryError::UnknownCredential {
@@ -164,7 +313,8 @@ pub async fn set_credentials(
     Ok(())
 }
 
-/// Re-encrypts every stored secret under `new`, in one transaction: either all of them move to
+/// Re-encrypts every stored secret (provider credentials, agents' signing secrets and auth
+/// headers) under `new`, in one transaction: either all of them move to
 /// the new key or none does. Returns how many were re-encrypted.
 pub async fn rotate_secrets(
     db: &PgPool,
@@ -177,8 +327,26 @@ pub async fn rotate_secrets(
         let plaintext = old.open(value)?;
         provider_store::replace_credentials(&mut tx, *provider_id, &new.seal(&plaintext)).await?;
     }
+    // Agents' signing secrets and auth headers.
+    let agents = crate::store::agent::lock_all_secrets(&mut tx).await?;
+    let mut rotated = sealed.len();
+    for (agent_id, signing_secret, header) in &agents {
+        let signing_secret = new.seal(&old.open(signing_secret)?);
+        let header = match header {
+            Some(value) => Some(new.seal(&old.open(value)?)),
+            None => None,
+        };
+        crate::store::agent::replace_secrets(
+            &mut *tx,
+            *agent_id,
+            &signing_secret,
+            header.as_deref(),
+        )
+        .await?;
+        rotated += 1 + usize::from(header.is_some());
+    }
     tx.commit().await?;
-    Ok(sealed.len())
+    Ok(rotated)
 }
 
 fn stored_provider(

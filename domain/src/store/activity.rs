@@ -3,7 +3,8 @@
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
-/// Appends one event. `details` must already be free of secrets.
+/// Appends one event. Values under keys that name secrets (passwords, tokens, API keys,
+/// authorization headers, credentials) are replaced by `***` first, however deep.
 pub async fn record(
     db: impl PgExecutor<'_>,
     alert_id: Option<Uuid>,
@@ -11,6 +12,9 @@ pub async fn record(
     actor: &str,
     details: &serde_json::Value,
 ) -> Result<(), sqlx::Error> {
+    let mut details = details.clone();
+    redact(&mut details);
+    let details = &details;
     sqlx::query!(
         "insert into activity (alert_id, event_type, actor, details) values ($1, $2, $3, $4)",
         alert_id,
@@ -46,4 +50,51 @@ pub async fn for_alert(
     )
     .fetch_all(db)
     .await
+}
+
+/// Masks the values of keys that name secrets.
+pub fn redact(value: &mut serde_json::Value) {
+    const SECRET_WORDS: &[&str] = &[
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "api_key",
+        "apikey",
+        "authorization",
+        "credential",
+    ];
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, inner) in map.iter_mut() {
+                let key = key.to_ascii_lowercase().replace('-', "_");
+                if SECRET_WORDS.iter().any(|word| key.contains(word)) && !inner.is_null() {
+                    *inner = serde_json::Value::String("***".into());
+                } else {
+                    redact(inner);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(redact),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn secrets_are_masked_at_any_depth() {
+        let mut details = serde_json::json!({
+            "name": "bot", "auth": {"Authorization": "Bearer x", "client-secret": "y"},
+            "list": [{"api_key": "z", "note": "kept"}], "token_count": null
+        });
+        super::redact(&mut details);
+        assert_eq!(
+            details,
+            serde_json::json!({
+                "name": "bot", "auth": {"Authorization": "***", "client-secret": "***"},
+                "list": [{"api_key": "***", "note": "kept"}], "token_count": null
+            })
+        );
+    }
 }

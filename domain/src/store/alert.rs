@@ -94,7 +94,7 @@ fn lock_key(fingerprint: &[u8; 32]) -> i64 {
 }
 
 /// An alert as stored.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AlertRow {
     pub alert_id: Uuid,
     pub title: String,
@@ -113,6 +113,10 @@ pub struct AlertRow {
     pub malice: Malice,
     pub malice_override: Option<Malice>,
     pub detection_rule_id: Option<Uuid>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub triaged_at: Option<DateTime<Utc>>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
 }
 
 pub async fn get(db: impl PgExecutor<'_>, alert_id: Uuid) -> Result<Option<AlertRow>, sqlx::Error> {
@@ -123,7 +127,7 @@ pub async fn get(db: impl PgExecutor<'_>, alert_id: Uuid) -> Result<Option<Alert
                   raw_payload as "raw_payload!", duplicate_count, ingested_at, enriched_at,
                   enrichment_status as "enrichment_status: EnrichmentStatus",
                   malice as "malice: Malice", malice_override as "malice_override: Malice",
-                  detection_rule_id
+                  detection_rule_id, acknowledged_at, triaged_at, closed_at, updated_at
            from alert where alert_id = $1"#,
         alert_id,
     )
@@ -209,4 +213,128 @@ pub async fn finish_enrichment(
 
 pub async fn count(db: impl PgExecutor<'_>) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar!(r#"select count(*) as "n!" from alert"#).fetch_one(db).await
+}
+
+/// A triage change to apply. `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct Triage {
+    pub status: Option<AlertStatus>,
+    pub close_classification: Option<String>,
+    pub severity: Option<Severity>,
+    /// `Some(None)` clears an analyst's verdict.
+    pub malice_override: Option<Option<Malice>>,
+    pub tags: Option<Vec<String>>,
+}
+
+/// Applies a triage change under a row lock and returns the alert before and after, so the
+/// caller can log what changed. Lifecycle timestamps: `acknowledged_at` when the alert first
+/// leaves `Open`, `triaged_at` when it is first escalated or closed, `closed_at` while it is
+/// closed; reopening clears the close classification.
+pub async fn triage(
+    db: &mut sqlx::PgConnection,
+    alert_id: Uuid,
+    change: &Triage,
+) -> Result<Option<(AlertRow, AlertRow)>, sqlx::Error> {
+    let Some(before) = sqlx::query_as!(
+        AlertRow,
+        r#"select alert_id, title, description, severity as "severity: Severity", source_name,
+                  occurred_at, tags, status as "status: AlertStatus", close_classification,
+                  raw_payload as "raw_payload!", duplicate_count, ingested_at, enriched_at,
+                  enrichment_status as "enrichment_status: EnrichmentStatus",
+                  malice as "malice: Malice", malice_override as "malice_override: Malice",
+                  detection_rule_id, acknowledged_at, triaged_at, closed_at, updated_at
+           from alert where alert_id = $1 for update"#,
+        alert_id,
+    )
+    .fetch_optional(&mut *db)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let status = change.status.unwrap_or(before.status);
+    let classification = match status {
+        AlertStatus::Closed => {
+            change.close_classification.clone().or_else(|| before.close_classification.clone())
+        }
+        _ => None,
+    };
+    let after = sqlx::query_as!(
+        AlertRow,
+        r#"update alert
+           set status = $2::alert_status,
+               close_classification = $3,
+               severity = coalesce($4, severity),
+               malice_override = case when $5 then $6 else malice_override end,
+               tags = coalesce($7, tags),
+               acknowledged_at = case when $2::alert_status <> 'Open' then coalesce(acknowledged_at, now())
+                                      else acknowledged_at end,
+               triaged_at = case when $2::alert_status in ('Escalated', 'Closed')
+                                 then coalesce(triaged_at, now()) else triaged_at end,
+               closed_at = case when $2::alert_status = 'Closed' then coalesce(closed_at, now()) end,
+               updated_at = now()
+           where alert_id = $1
+           returning alert_id, title, description, severity as "severity: Severity",
+                     source_name, occurred_at, tags, status as "status: AlertStatus",
+                     close_classification, raw_payload as "raw_payload!", duplicate_count,
+                     ingested_at, enriched_at,
+                     enrichment_status as "enrichment_status: EnrichmentStatus",
+                     malice as "malice: Malice", malice_override as "malice_override: Malice",
+                     detection_rule_id, acknowledged_at, triaged_at, closed_at, updated_at"#,
+        alert_id,
+        status as AlertStatus,
+        classification,
+        change.severity as Option<Severity>,
+        change.malice_override.is_some(),
+        change.malice_override.flatten() as Option<Malice>,
+        change.tags.as_deref(),
+    )
+    .fetch_one(&mut *db)
+    .await?;
+    Ok(Some((before, after)))
+}
+
+/// Sets or clears an analyst's verdict on an indicator and recomputes the verdict of every
+/// alert it is linked to (their worst indicator, overrides counting), logging the change on
+/// each. Returns the ids of those alerts, or `None` when there is no such indicator.
+pub async fn override_indicator_malice(
+    db: impl PgExecutor<'_>,
+    indicator_id: Uuid,
+    malice: Option<Malice>,
+    actor: &str,
+) -> Result<Option<Vec<Uuid>>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"with judged as (
+               update indicator set malice_override = $2 where indicator_id = $1
+               returning indicator_id, type::text as kind, value, malice
+           ),
+           linked as (
+               select ai.alert_id from alert_indicator ai join judged using (indicator_id)
+           ),
+           recomputed as (
+               update alert a
+               set malice = coalesce((
+                       select max(case when i.indicator_id = $1 then coalesce($2, i.malice)
+                                       else coalesce(i.malice_override, i.malice) end)
+                       from alert_indicator ai join indicator i using (indicator_id)
+                       where ai.alert_id = a.alert_id), 'Pending'),
+                   updated_at = now()
+               from linked where a.alert_id = linked.alert_id
+               returning a.alert_id
+           ),
+           logged as (
+               insert into activity (alert_id, event_type, actor, details)
+               select r.alert_id, 'indicator.malice_overridden', $3,
+                      json_build_object('indicator_id', j.indicator_id, 'type', j.kind,
+                                        'value', j.value, 'malice_override', $2::text)
+               from recomputed r, judged j
+           )
+           select (select count(*) from judged) as "found!",
+                  coalesce((select array_agg(alert_id) from recomputed), '{}') as "alerts!""#,
+        indicator_id,
+        malice as Option<Malice>,
+        actor,
+    )
+    .fetch_one(db)
+    .await?;
+    Ok((rows.found > 0).then_some(rows.alerts))
 }

@@ -101,7 +101,10 @@ pub struct NewResult {
     pub ttl: Duration,
 }
 
-/// Stores lookups, replacing older results of the same pairs, and releases their claims.
+/// Stores lookups, replacing older results of the same pairs, releases their claims, and sets
+/// each of their indicators' verdict to the worst of its successful results (SPEC §3), all in
+/// one statement, so a result is never visible without its verdict. An analyst's override is a
+/// separate column and is not touched.
 pub async fn save(db: impl PgExecutor<'_>, results: &[NewResult]) -> Result<(), sqlx::Error> {
     if results.is_empty() {
         return Ok(());
@@ -127,6 +130,27 @@ pub async fn save(db: impl PgExecutor<'_>, results: &[NewResult]) -> Result<(), 
                delete from enrichment_lookup l using given
                where l.indicator_id = given.indicator_id
                  and l.enrichment_provider_id = given.provider_id
+           ),
+           -- The statement's own inserts are invisible to it: other providers' stored results
+           -- plus the given ones make up each indicator's results.
+           verdicts as (
+               select indicator_id, max(verdict) as verdict
+               from (select r.indicator_id, r.malice as verdict
+                     from enrichment_result r
+                     where r.success
+                       and r.indicator_id in (select indicator_id from given)
+                       and (r.indicator_id, r.enrichment_provider_id) not in
+                           (select indicator_id, provider_id from given)
+                     union all
+                     select indicator_id, verdict::malice from given where success) as results
+               group by indicator_id
+           ),
+           judged as (
+               update indicator i
+               set malice = coalesce(v.verdict, 'Pending')
+               from (select distinct indicator_id from given) as g
+               left join verdicts v using (indicator_id)
+               where i.indicator_id = g.indicator_id
            )
            insert into enrichment_result (indicator_id, enrichment_provider_id, success, extracted,
                                           raw, error, malice, enriched_at, expires_at)
@@ -145,25 +169,6 @@ pub async fn save(db: impl PgExecutor<'_>, results: &[NewResult]) -> Result<(), 
         &errors as &[Option<&str>],
         &verdicts as &[&str],
         &ttls,
-    )
-    .execute(db)
-    .await?;
-    Ok(())
-}
-
-/// Sets each indicator's verdict to the worst of its successful results (SPEC §3). An analyst's
-/// override is a separate column and is not touched.
-pub async fn refresh_verdicts(
-    db: impl PgExecutor<'_>,
-    indicator_ids: &[Uuid],
-) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        r#"update indicator i
-           set malice = coalesce((select max(r.malice) from enrichment_result r
-                                  where r.indicator_id = i.indicator_id and r.success),
-                                 'Pending')
-           where i.indicator_id = any($1)"#,
-        indicator_ids,
     )
     .execute(db)
     .await?;

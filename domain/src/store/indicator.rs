@@ -71,7 +71,7 @@ pub async fn upsert(db: impl PgExecutor<'_>, indicator: &Indicator) -> Result<Uu
 }
 
 /// An indicator as stored.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct IndicatorRow {
     pub indicator_id: Uuid,
     pub kind: IndicatorType,

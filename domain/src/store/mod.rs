@@ -2,11 +2,18 @@
 //! what shares a transaction.
 
 pub mod activity;
+pub mod agent;
 pub mod alert;
 pub mod api_key;
+pub mod call_limit;
+pub mod delivery;
+pub mod document;
 pub mod enrichment;
+pub mod finding;
+pub mod graph;
 pub mod indicator;
 pub mod job;
 pub mod mapping;
+pub mod metrics;
 pub mod provider;
 pub mod rule;

@@ -166,26 +166,57 @@ pub async fn set_credentials(
     Ok(updated.is_some())
 }
 
-/// Changes the settings people edit; `None` leaves a setting as it is.
-pub async fn update_settings(
+/// A change to a stored provider. `None` leaves a value as it is; `Some(None)` clears an
+/// override, so the definition's own value applies again.
+#[derive(Debug, Clone, Default)]
+pub struct ProviderChanges<'a> {
+    pub definition: Option<&'a serde_json::Value>,
+    pub base_url: Option<Option<&'a str>>,
+    pub concurrency_limit: Option<Option<i32>>,
+    pub rate_limit_per_minute: Option<Option<i32>>,
+    pub is_active: Option<bool>,
+}
+
+/// Applies `changes` to the provider named `name`; `false` when there is none.
+pub async fn update(
     db: impl PgExecutor<'_>,
     name: &str,
-    base_url: Option<&str>,
-    is_active: Option<bool>,
+    changes: &ProviderChanges<'_>,
 ) -> Result<bool, sqlx::Error> {
     let updated = sqlx::query_scalar!(
         r#"update enrichment_provider
-           set base_url = coalesce($2, base_url), is_active = coalesce($3, is_active),
+           set definition = coalesce($2, definition),
+               base_url = case when $3 then $4 else base_url end,
+               concurrency_limit = case when $5 then $6 else concurrency_limit end,
+               rate_limit_per_minute = case when $7 then $8 else rate_limit_per_minute end,
+               is_active = coalesce($9, is_active),
                updated_at = now()
            where name = $1
            returning enrichment_provider_id"#,
         name,
-        base_url,
-        is_active,
+        changes.definition,
+        changes.base_url.is_some(),
+        changes.base_url.flatten(),
+        changes.concurrency_limit.is_some(),
+        changes.concurrency_limit.flatten(),
+        changes.rate_limit_per_minute.is_some(),
+        changes.rate_limit_per_minute.flatten(),
+        changes.is_active,
     )
     .fetch_optional(db)
     .await?;
     Ok(updated.is_some())
+}
+
+/// Deletes a provider with its extractions and cached results; `false` when there is none.
+pub async fn delete(db: impl PgExecutor<'_>, provider_id: Uuid) -> Result<bool, sqlx::Error> {
+    let deleted = sqlx::query!(
+        "delete from enrichment_provider where enrichment_provider_id = $1",
+        provider_id
+    )
+    .execute(db)
+    .await?;
+    Ok(deleted.rows_affected() > 0)
 }
 
 /// Every stored credential, locked for the caller's transaction (for key rotation).

@@ -25,16 +25,18 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(header::AUTHORIZATION).ok_or(AuthError::Missing)?;
-        let presented = header
-            .to_str()
-            .ok()
-            .and_then(|value| {
-                value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .ok_or(AuthError::Invalid)?;
-        let principal = state.keys.verify(&state.db, presented).await?;
+        let principal = state.keys.verify(&state.db, bearer(&parts.headers)?).await?;
         Ok(Caller(principal))
     }
+}
+
+/// The key in an `Authorization: Bearer …` header (REST and GraphQL alike).
+pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Result<&str, AuthError> {
+    let header = headers.get(header::AUTHORIZATION).ok_or(AuthError::Missing)?;
+    header
+        .to_str()
+        .ok()
+        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+        .map(str::trim)
+        .ok_or(AuthError::Invalid)
 }

@@ -4,10 +4,10 @@ mod auth;
 mod health;
 mod ingest;
 
-use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::HeaderName;
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
@@ -15,12 +15,21 @@ use crate::error::log_internal_errors;
 use crate::state::AppState;
 
 pub use auth::Caller;
+pub(crate) use auth::bearer;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Builds the application's router over `state`.
 pub fn app(state: AppState) -> Router {
+    let schema = crate::graphql::schema(state.clone());
+    let ws_schema = schema.clone();
+    let graphql: axum::routing::MethodRouter<AppState> = get(crate::graphql::get)
+        .post(crate::graphql::post)
+        .layer::<_, std::convert::Infallible>(DefaultBodyLimit::max(state.cfg.max_body_bytes))
+        .layer::<_, std::convert::Infallible>(Extension(schema));
     Router::new()
+        .route("/graphql", graphql)
+        .route("/graphql/ws", get(crate::graphql::websocket).layer::<_, std::convert::Infallible>(Extension(ws_schema)))
         .route("/v1/ingest/{source}", post(ingest::ingest))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))

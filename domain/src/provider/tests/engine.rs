@@ -42,7 +42,7 @@ async fn answer_any(server: &MockServer, answer: ResponseTemplate) {
 
 async fn look_up_ip(provider: &ProviderSpec) -> Result<Lookup, LookupError> {
     let auth = auth(&[("api_key", "test-api-key")]);
-    lookup(&reqwest::Client::new(), provider, &auth, &indicator(Ip, "192.0.2.1")).await
+    lookup(&super::local_http(), provider, &auth, &indicator(Ip, "192.0.2.1")).await
 }
 
 #[tokio::test]
@@ -205,7 +205,7 @@ async fn values_with_slashes_question_marks_hashes_and_spaces_are_percent_encode
     );
 
     let traced = lookup_traced(
-        &reqwest::Client::new(),
+        &super::local_http(),
         &provider,
         &auth(&[("api_key", "test-api-key")]),
         &indicator(Url, value),
@@ -237,7 +237,7 @@ async fn secrets_are_masked_in_traces_and_in_errors() {
 
     let auth = auth(&[("api_key", secret)]);
     let traced =
-        lookup_traced(&reqwest::Client::new(), &provider, &auth, &indicator(Ip, "192.0.2.1")).await;
+        lookup_traced(&super::local_http(), &provider, &auth, &indicator(Ip, "192.0.2.1")).await;
 
     let error = traced.result.clone().unwrap_err();
     assert_eq!(
@@ -275,7 +275,7 @@ async fn a_transport_error_names_no_url_that_could_carry_a_key() {
 
     let auth = auth(&[("api_key", "very-secret-key")]);
     let traced =
-        lookup_traced(&reqwest::Client::new(), &provider, &auth, &indicator(Ip, "192.0.2.1")).await;
+        lookup_traced(&super::local_http(), &provider, &auth, &indicator(Ip, "192.0.2.1")).await;
 
     let everything = format!("{:?}", traced);
     assert!(matches!(traced.result, Err(LookupError::Transient { .. })), "{everything}");
@@ -289,7 +289,7 @@ async fn a_template_error_names_the_template_and_sends_nothing() {
         provider_at(&server, json!({"headers": {"Authorization": "SSWS {{auth.api_token}}"}}));
 
     let traced = lookup_traced(
-        &reqwest::Client::new(),
+        &super::local_http(),
         &provider,
         &auth(&[("api_key", "test-api-key")]),
         &indicator(Ip, "192.0.2.1"),
@@ -314,7 +314,7 @@ async fn an_indicator_type_the_provider_does_not_support_is_refused_before_any_r
     let server = MockServer::start().await;
 
     let result = lookup(
-        &reqwest::Client::new(),
+        &super::local_http(),
         &provider_at(&server, json!({})),
         &auth(&[]),
         &indicator(Account, "a"),
@@ -338,7 +338,7 @@ async fn ten_concurrent_entra_lookups_fetch_the_token_once() {
         let (provider, auth) = (provider.clone(), auth.clone());
         lookups.spawn(async move {
             lookup(
-                &reqwest::Client::new(),
+                &super::local_http(),
                 &provider,
                 &auth,
                 &indicator(Account, "r.chen@contoso.com"),
@@ -366,13 +366,9 @@ async fn an_entra_token_refused_by_graph_is_replaced_once_and_the_lookup_retried
     mock_entra_member_of(&server, 1).await;
     let (provider, auth) = (entra_at(&server).0, entra_auth());
 
-    let result = lookup(
-        &reqwest::Client::new(),
-        &provider,
-        &auth,
-        &indicator(Account, "r.chen@contoso.com"),
-    )
-    .await;
+    let result =
+        lookup(&super::local_http(), &provider, &auth, &indicator(Account, "r.chen@contoso.com"))
+            .await;
 
     assert!(matches!(result, Ok(Lookup::Found(_))), "{result:?}");
 }
@@ -385,7 +381,7 @@ async fn an_entra_trace_masks_the_client_secret_and_the_fetched_token() {
     mock_entra_member_of(&server, 1).await;
 
     let traced = lookup_traced(
-        &reqwest::Client::new(),
+        &super::local_http(),
         &entra_at(&server).0,
         &entra_auth(),
         &indicator(Account, "r.chen@contoso.com"),
@@ -429,7 +425,7 @@ async fn an_okta_step_reaches_the_earlier_steps_response() {
 
     let auth = auth(&[("api_token", "t"), ("domain", "example.okta.com")]);
     let result = lookup(
-        &reqwest::Client::new(),
+        &super::local_http(),
         &provider,
         &auth,
         &indicator(Account, "j.martinez@contoso.com"),

@@ -65,10 +65,16 @@ async fn enrich(
     auth: &AuthValues,
     indicator: &Indicator,
 ) -> Enriched {
-    let lookup = lookup(&reqwest::Client::new(), spec, auth, indicator).await.unwrap();
+    let lookup = lookup(&local_http(), spec, auth, indicator).await.unwrap();
     let extracted = match &lookup {
         Lookup::Found(found) => Value::Object(extract(extractions, indicator.kind, found)),
         Lookup::NotFound => Value::Null,
     };
     Enriched { verdict: verdict(&spec.malice_rules, &lookup), extracted }
+}
+
+/// A client that may reach the local mock servers the tests start (and nothing private else).
+pub(super) fn local_http() -> crate::outbound::Outbound {
+    let policy = crate::outbound::OutboundPolicy::parse("127.0.0.0/8").expect("a valid allow list");
+    crate::outbound::Outbound::new(policy, "alertgraph-tests")
 }

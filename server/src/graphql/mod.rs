@@ -1,0 +1,306 @@
+//! The GraphQL API (SPEC §6): `POST /graphql` and `GET /graphql?query=…` execute, `GET /graphql`
+//! without a query serves GraphiQL. Every request carries `Authorization: Bearer cai_…`; each
+//! field checks its scope. Errors carry `extensions.code` with the REST codes
+//! (`UNAUTHORIZED`, `FORBIDDEN`, `INVALID_PAYLOAD`, `NOT_FOUND`, `CONFLICT`, `INTERNAL`) and never
+//! an internal cause, which is logged instead.
+
+mod admin;
+mod loaders;
+mod mutation;
+pub(crate) mod query;
+mod subscription;
+mod types;
+
+use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
+use async_graphql::http::GraphiQLSource;
+use async_graphql::{Data, Error, ErrorExtensions, ID, Schema};
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use axum::Extension;
+use axum::extract::WebSocketUpgrade;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use domain::api_key::{AuthError, Principal, Scope};
+use uuid::Uuid;
+
+use crate::state::AppState;
+pub use subscription::Subscription;
+
+/// The query root: the graph, and administration.
+#[derive(async_graphql::MergedObject, Default)]
+pub struct Query(query::CoreQuery, admin::AdminQuery);
+
+/// The mutation root: triage and content, and administration.
+#[derive(async_graphql::MergedObject, Default)]
+pub struct Mutation(mutation::CoreMutation, admin::AdminMutation);
+
+pub type AlertgraphSchema = Schema<Query, Mutation, Subscription>;
+
+/// Deepest query accepted: an alert's related alerts' indicators' enrichments is 6 levels.
+const MAX_DEPTH: usize = 12;
+/// Most fields one query may select (lists count once per field).
+const MAX_COMPLEXITY: usize = 1000;
+
+/// The schema over `state`.
+pub fn schema(state: AppState) -> AlertgraphSchema {
+    Schema::build(Query::default(), Mutation::default(), Subscription)
+        .data(state)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
+        .finish()
+}
+
+/// The schema in SDL, as committed in `schema.graphql`.
+pub fn sdl() -> String {
+    Schema::build(Query::default(), Mutation::default(), Subscription).finish().sdl()
+}
+
+/// `POST /graphql`.
+pub(crate) async fn post(
+    State(state): State<AppState>,
+    Extension(schema): Extension<AlertgraphSchema>,
+    headers: HeaderMap,
+    request: GraphQLRequest,
+) -> Response {
+    execute(&schema, state, &headers, request.into_inner()).await
+}
+
+/// `GET /graphql`: GraphiQL, or a query in the URL (what urql sends for queries).
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    Extension(schema): Extension<AlertgraphSchema>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let Some(query) = query.filter(|q| !q.is_empty()) else {
+        return Html(
+            GraphiQLSource::build()
+                .endpoint("/graphql")
+                .subscription_endpoint("/graphql/ws")
+                .finish(),
+        )
+        .into_response();
+    };
+    match async_graphql::http::parse_query_string(&query) {
+        Ok(request) => execute(&schema, state, &headers, request).await,
+        Err(error) => {
+            let error = coded(
+                &format!("the query string is not a GraphQL request: {error}"),
+                "BAD_REQUEST",
+            );
+            (
+                StatusCode::BAD_REQUEST,
+                GraphQLResponse::from(async_graphql::Response::from_errors(vec![
+                    error.into_server_error(Default::default()),
+                ])),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// `GET /graphql/ws`: subscriptions over graphql-transport-ws (and the legacy
+/// graphql-ws protocol). The API key comes in `connection_init`'s payload as
+/// `{"Authorization": "Bearer cai_…"}`; a connection without a valid one is closed.
+pub(crate) async fn websocket(
+    State(state): State<AppState>,
+    Extension(schema): Extension<AlertgraphSchema>,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    upgrade.protocols(ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| {
+        GraphQLWebSocket::new(socket, schema, protocol)
+            .on_connection_init(move |payload| async move {
+                let presented = payload
+                    .get("Authorization")
+                    .or_else(|| payload.get("authorization"))
+                    .and_then(|value| value.as_str())
+                    .map(|value| {
+                        value.trim_start_matches("Bearer ").trim_start_matches("bearer ").trim()
+                    })
+                    .unwrap_or_default()
+                    .to_owned();
+                let principal = state
+                    .keys
+                    .verify(&state.db, &presented)
+                    .await
+                    .map_err(|error| coded(&error.to_string(), "UNAUTHORIZED"))?;
+                let mut data = Data::default();
+                data.insert(principal);
+                data.insert(loaders::new_loaders(state.db.clone(), state.cfg.graphql_batch_delay));
+                Ok(data)
+            })
+            .serve()
+    })
+}
+
+async fn execute(
+    schema: &AlertgraphSchema,
+    state: AppState,
+    headers: &HeaderMap,
+    request: async_graphql::Request,
+) -> Response {
+    let principal = match authenticate(&state, headers).await {
+        Ok(principal) => principal,
+        Err(error) => {
+            let error = coded(&error.to_string(), "UNAUTHORIZED");
+            let response = async_graphql::Response::from_errors(vec![
+                error.into_server_error(Default::default()),
+            ]);
+            return (StatusCode::UNAUTHORIZED, GraphQLResponse::from(response)).into_response();
+        }
+    };
+    let loaders = loaders::new_loaders(state.db.clone(), state.cfg.graphql_batch_delay);
+    let request = request.data(principal).data(loaders);
+    let response = schema.execute(request).await;
+    GraphQLResponse::from(response).into_response()
+}
+
+async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, AuthError> {
+    state.keys.verify(&state.db, crate::http::bearer(headers)?).await
+}
+
+/// An error with `extensions.code`.
+pub(crate) fn coded(message: &str, code: &'static str) -> Error {
+    Error::new(message).extend_with(|_, extensions| extensions.set("code", code))
+}
+
+/// The caller.
+pub(crate) fn principal<'a>(
+    ctx: &'a async_graphql::Context<'_>,
+) -> async_graphql::Result<&'a Principal> {
+    ctx.data::<Principal>().map_err(|_| coded("an API key is required", "UNAUTHORIZED"))
+}
+
+/// The caller, if it holds `scope` (or `admin`).
+pub(crate) fn require<'a>(
+    ctx: &'a async_graphql::Context<'_>,
+    scope: Scope,
+) -> async_graphql::Result<&'a Principal> {
+    let principal = principal(ctx)?;
+    if principal.has_scope(scope) {
+        Ok(principal)
+    } else {
+        Err(Error::new(format!("this API key lacks the {} scope", scope.as_str())).extend_with(
+            |_, extensions| {
+                extensions.set("code", "FORBIDDEN");
+                extensions.set("requiredScope", scope.as_str());
+            },
+        ))
+    }
+}
+
+pub(crate) fn state<'a>(
+    ctx: &'a async_graphql::Context<'_>,
+) -> async_graphql::Result<&'a AppState> {
+    ctx.data::<AppState>()
+}
+
+/// The key that seals secrets; agents' secrets cannot be stored without it.
+pub(crate) fn secret_key(state: &AppState) -> async_graphql::Result<&domain::secret::SecretKey> {
+    state.cfg.secret_key.as_ref().ok_or_else(|| {
+        coded(
+            "this server has no ALERTGRAPH_SECRET_KEY, so it cannot store secrets",
+            "NOT_CONFIGURED",
+        )
+    })
+}
+
+/// A field-level input error.
+pub(crate) fn bad_input(field: &str, message: &str) -> Error {
+    let problems = vec![serde_json::json!({"field": field, "message": message})];
+    invalid(&format!("{field}: {message}"), problems)
+}
+
+/// An `INVALID_PAYLOAD` error listing every problem as `{field, message}`.
+pub(crate) fn invalid(message: &str, problems: Vec<serde_json::Value>) -> Error {
+    Error::new(message).extend_with(move |_, extensions| {
+        extensions.set("code", "INVALID_PAYLOAD");
+        if let Ok(value) =
+            async_graphql::Value::from_json(serde_json::Value::Array(problems.clone()))
+        {
+            extensions.set("problems", value);
+        }
+    })
+}
+
+pub(crate) fn not_found(what: &str) -> Error {
+    coded(&format!("no such {what}"), "NOT_FOUND")
+}
+
+/// An unexpected failure: logged with its cause, reported without it.
+pub(crate) fn internal(error: impl std::fmt::Display) -> Error {
+    tracing::error!(error = %error, "GraphQL request failed");
+    coded("internal error", "INTERNAL")
+}
+
+pub(crate) fn unexpected(what: &str) -> Error {
+    internal(what)
+}
+
+pub(crate) fn parse_id(id: &ID, field: &str) -> async_graphql::Result<Uuid> {
+    id.parse().map_err(|_| bad_input(field, &format!("{:?} is not an id", id.as_str())))
+}
+
+/// Domain errors as GraphQL errors with codes.
+pub(crate) trait GraphError {
+    fn into_graph(self) -> Error;
+}
+
+pub(crate) fn domain_error(error: impl GraphError) -> Error {
+    error.into_graph()
+}
+
+fn problems(list: &[domain::targeting::RuleProblem]) -> Vec<serde_json::Value> {
+    list.iter().map(|p| serde_json::json!({"field": p.field, "message": p.message})).collect()
+}
+
+impl GraphError for domain::triage::TriageError {
+    fn into_graph(self) -> Error {
+        use domain::triage::TriageError as E;
+        match self {
+            E::Invalid(list) => invalid(&E::Invalid(list.clone()).to_string(), problems(&list)),
+            E::AlertNotFound(_) => not_found("alert"),
+            E::IndicatorNotFound(_) => not_found("indicator"),
+            E::Db(error) => internal(error),
+        }
+    }
+}
+
+impl GraphError for domain::context::DocumentError {
+    fn into_graph(self) -> Error {
+        use domain::context::DocumentError as E;
+        match self {
+            E::Invalid(invalid_document) => {
+                invalid(&invalid_document.to_string(), problems(&invalid_document.problems))
+            }
+            E::NotFound(_) => not_found("context document"),
+            E::Db(error) => internal(error),
+        }
+    }
+}
+
+impl GraphError for domain::detection_rule::RuleError {
+    fn into_graph(self) -> Error {
+        use domain::detection_rule::RuleError as E;
+        match self {
+            E::Invalid(list) => invalid(&E::Invalid(list.clone()).to_string(), problems(&list)),
+            error @ E::Duplicate(..) => coded(&error.to_string(), "CONFLICT"),
+            E::NotFound(_) => not_found("detection rule"),
+            E::Db(error) => internal(error),
+        }
+    }
+}
+
+impl GraphError for domain::agent::AgentError {
+    fn into_graph(self) -> Error {
+        use domain::agent::AgentError as E;
+        match self {
+            E::Invalid(list) => invalid(&E::Invalid(list.clone()).to_string(), problems(&list)),
+            error @ E::Duplicate(_) => coded(&error.to_string(), "CONFLICT"),
+            E::NotFound(_) => not_found("agent"),
+            E::Secret(error) => internal(error),
+            E::Db(error) => internal(error),
+        }
+    }
+}

@@ -1,0 +1,531 @@
+//! The GraphQL API over real HTTP with real keys: the schema file stays in sync, every
+//! operation in `operations/` runs, the graph answers, pages are exact, scopes and bad input
+//! give coded errors, and statements per query depend on its depth, not its rows.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use domain::api_key::Scope;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::helpers::{TestApp, create_key, fixture, json_with_status, run_worker, spawn_app};
+
+impl TestApp {
+    pub(crate) async fn graphql_as(
+        &self,
+        key: &str,
+        query: &str,
+        variables: Value,
+    ) -> (u16, Value) {
+        let response = self
+            .client
+            .post(self.url("/graphql"))
+            .bearer_auth(key)
+            .json(&json!({"query": query, "variables": variables}))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap())
+    }
+
+    /// Runs a query as the admin and returns its data, failing on any error.
+    pub(crate) async fn graphql(&self, query: &str, variables: Value) -> Value {
+        let (status, body) = self.graphql_as(&self.admin_key.clone(), query, variables).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.get("errors").is_none(), "{body}");
+        body["data"].clone()
+    }
+}
+
+fn error_code(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error code: {body}"))
+}
+
+async fn ingest(app: &TestApp, source: &str, payload: String) -> String {
+    let receipt = json_with_status(app.ingest(source, payload).await, 202).await;
+    receipt["alert_id"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn schema_graphql_is_generated_from_the_code() {
+    let path = format!("{}/schema.graphql", env!("CARGO_MANIFEST_DIR"));
+    let generated = server::graphql::sdl();
+    if std::env::var_os("UPDATE_SCHEMA").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "schema.graphql is out of date: run `UPDATE_SCHEMA=1 cargo test --test it schema_graphql` and commit it"
+    );
+}
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn alerts_sharing_an_ip_are_linked_through_it(db: PgPool) {
+    let app = spawn_app(db.clone()).await;
+    let first =
+        ingest(&app, "generic", json!({"title": "Scan A", "src_ip": "203.0.113.50"}).to_string())
+            .await;
+    let second = ingest(
+        &app,
+        "generic",
+        json!({"title": "Scan B", "src_ip": "203.0.113[.]50", "user": "bob"}).to_string(),
+    )
+    .await;
+    run_worker(&db).await;
+
+    let data = app
+        .graphql(
+            "query($v: String!) { indicator(type: IP, value: $v) { type value alertCount alerts { totalCount nodes { id } } } }",
+            json!({"v": "203.0.113.50"}),
+        )
+        .await;
+    let indicator = &data["indicator"];
+    assert_eq!(indicator["type"], "IP");
+    assert_eq!(indicator["alertCount"], 2);
+    assert_eq!(indicator["alerts"]["totalCount"], 2);
+    let ids: Vec<&str> = indicator["alerts"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [second.as_str(), first.as_str()], "most recent first");
+
+    for (me, other) in [(&first, &second), (&second, &first)] {
+        let data = app
+            .graphql(
+                "query($id: ID!) { alert(id: $id) { relatedAlerts { alert { id } sharedIndicators { value } } } }",
+                json!({"id": me}),
+            )
+            .await;
+        let related = data["alert"]["relatedAlerts"].as_array().unwrap();
+        assert_eq!(related.len(), 1);
+        assert_eq!(related[0]["alert"]["id"], **other);
+        assert_eq!(related[0]["sharedIndicators"], json!([{"value": "203.0.113.50"}]));
+    }
+}
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn two_hundred_fifty_alerts_page_by_a_hundred_each_exactly_once(db: PgPool) {
+    let app = spawn_app(db.clone()).await;
+    futures::future::join_all(
+        (0..250)
+            .map(|n| ingest(&app, "generic", json!({"title": format!("Page {n}")}).to_string())),
+    )
+    .await;
+    let query = "query($after: String) { alerts(first: 100, after: $after) {
+        totalCount pageInfo { hasNextPage endCursor } edges { cursor node { id } } } }";
+    let mut seen = Vec::new();
+    let mut after = Value::Null;
+    let mut pages = 0;
+    loop {
+        let data = app.graphql(query, json!({"after": after})).await;
+        let page = &data["alerts"];
+        assert_eq!(page["totalCount"], 250);
+        seen.extend(
+            page["edges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["node"]["id"].as_str().unwrap().to_owned()),
+        );
+        pages += 1;
+        if !page["pageInfo"]["hasNextPage"].as_bool().unwrap() {
+            break;
+        }
+        after = page["pageInfo"]["endCursor"].clone();
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen.len(), 250);
+    let mut sorted = seen.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    sorted.dedup();
+    assert_eq!(sorted, seen, "each alert once, newest first");
+}
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn scopes_keys_and_bad_input_give_coded_errors(db: PgPool) {
+    let app = spawn_app(db.clone()).await;
+    let alert = ingest(&app, "generic", json!({"title": "Guarded"}).to_string()).await;
+    let reader = create_key(&db, "reader", &[Scope::AlertsRead], None).await;
+    let writer = create_key(&db, "ingest-only", &[Scope::AlertsWrite], None).await;
+
+    let response = app
+        .client
+        .post(app.url("/graphql"))
+        .json(&json!({"query": "{ viewer { name } }"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(error_code(&response.json().await.unwrap()), "UNAUTHORIZED");
+
+    let (_, body) = app.graphql_as(&writer, "{ alerts { totalCount } }", json!({})).await;
+    assert_eq!(error_code(&body), "FORBIDDEN");
+    assert_eq!(body["errors"][0]["extensions"]["requiredScope"], "alerts:read");
+
+    let (_, body) = app
+        .graphql_as(&reader, "{ viewer { name scopes } alerts { totalCount } }", json!({}))
+        .await;
+    assert_eq!(body["data"]["viewer"], json!({"name": "reader", "scopes": ["alerts:read"]}));
+    assert_eq!(body["data"]["alerts"]["totalCount"], 1);
+    let close = "mutation($id: ID!) { updateAlert(id: $id, input: {status: CLOSED}) { status } }";
+    let (_, body) = app.graphql_as(&reader, close, json!({"id": alert})).await;
+    assert_eq!(error_code(&body), "FORBIDDEN");
+    let (_, body) = app.graphql_as(&reader, "{ agents { name } }", json!({})).await;
+    assert_eq!(error_code(&body), "FORBIDDEN");
+
+    let (_, body) = app.graphql_as(&app.admin_key, close, json!({"id": alert})).await;
+    assert_eq!(error_code(&body), "INVALID_PAYLOAD");
+    assert_eq!(body["errors"][0]["extensions"]["problems"][0]["field"], "close_classification");
+    let (_, body) = app.graphql_as(&app.admin_key, close, json!({"id": "not-an-id"})).await;
+    assert_eq!(error_code(&body), "INVALID_PAYLOAD");
+    let (_, body) = app
+        .graphql_as(&app.admin_key, "mutation { createDetectionRule(input: {name: \"x\", sourceName: \"custom\", sourceRuleId: \"1\", mitreTactics: [\"Initial Access\"]}) { id } }", json!({}))
+        .await;
+    assert_eq!(error_code(&body), "INVALID_PAYLOAD");
+    assert_eq!(body["errors"][0]["extensions"]["problems"][0]["field"], "mitre_tactics[0]");
+    let (_, body) = app
+        .graphql_as(
+            &app.admin_key,
+            "{ alert(id: \"00000000-0000-0000-0000-000000000000\") { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(body["data"]["alert"], Value::Null);
+}
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn abusive_queries_are_refused_by_depth_and_complexity_limits(db: PgPool) {
+    let app = spawn_app(db).await;
+    let mut deep = String::from("id");
+    for _ in 0..8 {
+        deep = format!("relatedAlerts {{ alert {{ {deep} }} }}");
+    }
+    let (_, body) = app
+        .graphql_as(&app.admin_key, &format!("{{ alerts {{ nodes {{ {deep} }} }} }}"), json!({}))
+        .await;
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains("deep"), "{body}");
+    let wide: String = (0..1100).map(|n| format!("a{n}: viewer {{ name }} ")).collect();
+    let (_, body) = app.graphql_as(&app.admin_key, &format!("{{ {wide} }}"), json!({})).await;
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains("complex"), "{body}");
+}
+
+/// A TCP proxy in front of PostgreSQL that counts the statements clients execute: every
+/// extended-protocol `Execute` and simple-protocol `Query` message on the way in.
+async fn counting_proxy(target: u16) -> (u16, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let executed = Arc::new(AtomicUsize::new(0));
+    let counter = executed.clone();
+    tokio::spawn(async move {
+        loop {
+            let (client, _) = listener.accept().await.unwrap();
+            let server = tokio::net::TcpStream::connect(("127.0.0.1", target)).await.unwrap();
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                let upstream = async {
+                    let mut pending: Vec<u8> = Vec::new();
+                    // Untyped messages (SSL request, startup) come first, until the startup.
+                    let mut started = false;
+                    let mut buffer = [0u8; 16 * 1024];
+                    loop {
+                        let read = client_read.read(&mut buffer).await.unwrap_or(0);
+                        if read == 0 {
+                            break;
+                        }
+                        server_write.write_all(&buffer[..read]).await.ok();
+                        pending.extend_from_slice(&buffer[..read]);
+                        loop {
+                            let header = if started { 5 } else { 4 };
+                            if pending.len() < header {
+                                break;
+                            }
+                            let at = if started { 1 } else { 0 };
+                            let length = u32::from_be_bytes(pending[at..at + 4].try_into().unwrap())
+                                as usize;
+                            let total = at + length;
+                            if pending.len() < total {
+                                break;
+                            }
+                            if started {
+                                if matches!(pending[0], b'E' | b'Q') {
+                                    counter.fetch_add(1, Ordering::SeqCst);
+                                }
+                            } else {
+                                let code = u32::from_be_bytes(pending[4..8].try_into().unwrap());
+                                // 80877103: SSLRequest, 80877104: GSSENCRequest; else startup.
+                                started = code != 80_877_103 && code != 80_877_104;
+                            }
+                            pending.drain(..total);
+                        }
+                    }
+                };
+                let downstream = async {
+                    let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+                };
+                tokio::join!(upstream, downstream);
+            });
+        }
+    });
+    (port, executed)
+}
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn statements_per_query_depend_on_its_depth_not_its_rows(db: PgPool) {
+    let options = (*db.connect_options()).clone();
+    let (port, executed) = counting_proxy(options.get_port()).await;
+    // Few connections, all warmed up below: a connection's first use of a custom type costs a
+    // type lookup of its own, which is not what this test counts.
+    let counted = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(3)
+        .connect_with(
+            options.host("127.0.0.1").port(port).ssl_mode(sqlx::postgres::PgSslMode::Disable),
+        )
+        .await
+        .unwrap();
+    // A batch window long enough that a debug build on a busy machine resolves a whole level
+    // inside it: the test is about batching, not about timing.
+    let cfg = server::ServerConfig {
+        graphql_batch_delay: std::time::Duration::from_millis(50),
+        ..Default::default()
+    };
+    let app = crate::helpers::spawn_app_with(counted.clone(), cfg).await;
+    futures::future::join_all((0..120).map(|n| {
+        let payload = json!({"title": format!("N+1 {n}"), "src_ip": format!("198.51.100.{}", n % 40 + 1),
+                             "domain": format!("host{n}.example.com")});
+        ingest(&app, "generic", payload.to_string())
+    }))
+    .await;
+    run_worker(&db).await;
+    let query = "query($n: Int!) { alerts(first: $n) { nodes { id title
+        indicators { value enrichments { provider success }
+                     alerts(first: 5) { totalCount nodes { id detectionRule { name } } } }
+        detectionRule { name } findings { summary } } } }";
+
+    for n in [100, 100] {
+        app.graphql(query, json!({"n": n})).await; // warms the key cache and the connections
+    }
+    let mut costs = Vec::new();
+    for n in [10, 100] {
+        let before = executed.load(Ordering::SeqCst);
+        let data = app.graphql(query, json!({"n": n})).await;
+        assert_eq!(data["alerts"]["nodes"].as_array().unwrap().len(), n as usize);
+        costs.push(executed.load(Ordering::SeqCst) - before);
+    }
+    assert_eq!(costs[0], costs[1], "statements for 10 and 100 alerts: {costs:?}");
+    assert!(costs[1] <= 10, "a depth-4 query cost {} statements", costs[1]);
+}
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn every_operation_in_the_operations_folder_runs_against_the_schema(db: PgPool) {
+    let app = spawn_app(db.clone()).await;
+    let alert = ingest(&app, "sentinel", fixture("01_sentinel_brute_force_tor.json")).await;
+    run_worker(&db).await;
+    let indicator: String =
+        sqlx::query_scalar("select indicator_id::text from indicator where type = 'ip' limit 1")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    let variables = |name: &str| -> Value {
+        match name {
+            "SearchAlerts" => json!({"filter": {"minSeverity": "HIGH", "search": "brute"}}),
+            "GetAlert" => json!({"id": alert}),
+            "GetIndicator" => json!({"type": "IP", "value": "185.220.101[.]34"}),
+            "UpdateAlertStatus" => {
+                json!({"id": alert, "status": "CLOSED", "closeClassification": "TRUE_POSITIVE_SUSPICIOUS_ACTIVITY"})
+            }
+            "SetIndicatorMalice" => json!({"id": indicator, "malice": "MALICIOUS"}),
+            "AddFinding" => {
+                json!({"alertId": alert, "agentName": "bot", "summary": "TOR exit", "confidence": 0.8, "evidence": {"exit_node": true}})
+            }
+            "SearchDetectionRules" => json!({"search": "brute"}),
+            "ListContextDocuments" => json!({}),
+            "ReenrichAlert" => json!({"id": alert}),
+            "EnrichIndicator" => json!({"type": "DOMAIN", "value": "evil[.]example.com"}),
+            other => panic!("no variables for operation {other}; add them to this test"),
+        }
+    };
+    let dir = format!("{}/operations", env!("CARGO_MANIFEST_DIR"));
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let name = path.file_stem().unwrap().to_str().unwrap().to_owned();
+        assert!(text.starts_with("# "), "{name} starts with a comment that describes it");
+        assert!(
+            text.contains(&format!("query {name}")) || text.contains(&format!("mutation {name}")),
+            "{name}: one operation named like its file"
+        );
+        let data = app.graphql(&text, variables(&name)).await;
+        assert!(data.as_object().is_some_and(|d| !d.is_empty()), "{name}: {data}");
+        names.push(name);
+    }
+    assert!(names.len() >= 10, "{names:?}");
+    let data = app
+        .graphql(
+            &std::fs::read_to_string(format!(
+                "{}/operations/GetIndicator.graphql",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap(),
+            variables("GetIndicator"),
+        )
+        .await;
+    assert_eq!(data["indicator"]["malice"], "MALICIOUS");
+}
+
+/// Every root field and mutation, with the scope it needs: a key with every other scope (and
+/// not `admin`) is refused with `FORBIDDEN` naming it, before any input is looked at.
+const GUARDED: &[(&str, &str)] = &[
+    ("alerts:read", "{ alert(id: \"00000000-0000-0000-0000-000000000000\") { id } }"),
+    ("alerts:read", "{ alerts { totalCount } }"),
+    ("alerts:read", "{ indicator(type: IP, value: \"198.51.100.1\") { id } }"),
+    ("alerts:read", "{ indicators { totalCount } }"),
+    ("alerts:read", "{ detectionRule(id: \"00000000-0000-0000-0000-000000000000\") { id } }"),
+    ("alerts:read", "{ detectionRules { id } }"),
+    ("alerts:read", "{ contextDocument(id: \"00000000-0000-0000-0000-000000000000\") { id } }"),
+    ("alerts:read", "{ contextDocuments { id } }"),
+    ("alerts:read", "{ metrics { alertCount } }"),
+    ("agents:read", "{ agents { id } }"),
+    ("agents:read", "{ deliveries { id } }"),
+    ("enrichments:read", "{ enrichmentProviders { name } }"),
+    ("admin", "{ apiKeys { prefix } }"),
+    ("admin", "{ indicatorMappings { id } }"),
+    (
+        "alerts:write",
+        "mutation { ingestAlert(source: \"generic\", payload: {title: \"x\"}) { alertId } }",
+    ),
+    (
+        "alerts:write",
+        "mutation { updateAlert(id: \"00000000-0000-0000-0000-000000000000\", input: {status: TRIAGING}) { id } }",
+    ),
+    (
+        "alerts:write",
+        "mutation { addFinding(alertId: \"00000000-0000-0000-0000-000000000000\", input: {agentName: \"a\", summary: \"s\"}) { id } }",
+    ),
+    (
+        "alerts:write",
+        "mutation { addIndicators(alertId: \"00000000-0000-0000-0000-000000000000\", indicators: [{type: IP, value: \"198.51.100.1\"}]) { id } }",
+    ),
+    (
+        "alerts:write",
+        "mutation { setIndicatorMalice(id: \"00000000-0000-0000-0000-000000000000\", malice: BENIGN) { id } }",
+    ),
+    ("alerts:write", "mutation { reenrichAlert(id: \"00000000-0000-0000-0000-000000000000\") }"),
+    ("alerts:write", "mutation { enrichIndicator(type: IP, value: \"198.51.100.1\") { id } }"),
+    (
+        "alerts:write",
+        "mutation { createContextDocument(input: {title: \"t\", content: \"c\"}) { id } }",
+    ),
+    (
+        "alerts:write",
+        "mutation { updateContextDocument(id: \"00000000-0000-0000-0000-000000000000\", input: {title: \"t\", content: \"c\"}) { id } }",
+    ),
+    (
+        "alerts:write",
+        "mutation { deleteContextDocument(id: \"00000000-0000-0000-0000-000000000000\") }",
+    ),
+    (
+        "alerts:write",
+        "mutation { importContextDocument(fileName: \"a.md\", content: \"# A\") { id } }",
+    ),
+    (
+        "alerts:write",
+        "mutation { createDetectionRule(input: {name: \"n\", sourceName: \"s\", sourceRuleId: \"1\"}) { id } }",
+    ),
+    (
+        "alerts:write",
+        "mutation { updateDetectionRule(id: \"00000000-0000-0000-0000-000000000000\", input: {name: \"n\", sourceName: \"s\", sourceRuleId: \"1\"}) { id } }",
+    ),
+    (
+        "alerts:write",
+        "mutation { deleteDetectionRule(id: \"00000000-0000-0000-0000-000000000000\") }",
+    ),
+    (
+        "agents:write",
+        "mutation { createAgent(input: {name: \"a\", webhookUrl: \"https://a.example\"}) { signingSecret } }",
+    ),
+    (
+        "agents:write",
+        "mutation { updateAgent(id: \"00000000-0000-0000-0000-000000000000\", input: {name: \"a\", webhookUrl: \"https://a.example\"}) { id } }",
+    ),
+    (
+        "agents:write",
+        "mutation { rotateAgentSecret(id: \"00000000-0000-0000-0000-000000000000\") }",
+    ),
+    ("agents:write", "mutation { deleteAgent(id: \"00000000-0000-0000-0000-000000000000\") }"),
+    (
+        "agents:write",
+        "mutation { testAgent(id: \"00000000-0000-0000-0000-000000000000\") { success } }",
+    ),
+    ("agents:write", "mutation { redeliver(id: \"00000000-0000-0000-0000-000000000000\") }"),
+    ("admin", "mutation { createApiKey(input: {name: \"k\", scopes: [\"alerts:read\"]}) { key } }"),
+    ("admin", "mutation { revokeApiKey(prefix: \"cai_x\") }"),
+    (
+        "admin",
+        "mutation { createIndicatorMapping(input: {extractFrom: RAW, fieldPath: \"a.b\", indicatorType: IP}) { id } }",
+    ),
+    (
+        "admin",
+        "mutation { setIndicatorMappingActive(id: \"00000000-0000-0000-0000-000000000000\", isActive: false) }",
+    ),
+    ("admin", "mutation { deleteIndicatorMapping(id: \"00000000-0000-0000-0000-000000000000\") }"),
+    ("admin", "mutation { importEnrichmentProvider(definition: {}) { name } }"),
+    (
+        "admin",
+        "mutation { updateEnrichmentProvider(name: \"virustotal\", input: {isActive: false}) { name } }",
+    ),
+    ("admin", "mutation { deleteEnrichmentProvider(name: \"virustotal\") }"),
+    (
+        "admin",
+        "mutation { setEnrichmentProviderCredentials(name: \"virustotal\", credentials: {api_key: \"k\"}) { name } }",
+    ),
+    ("admin", "mutation { setFieldExtractions(provider: \"virustotal\", extractions: []) }"),
+    (
+        "admin",
+        "mutation { testEnrichmentProvider(name: \"virustotal\", type: IP, value: \"198.51.100.1\") { success } }",
+    ),
+];
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn every_root_field_and_mutation_checks_its_scope(db: PgPool) {
+    let app = spawn_app(db.clone()).await;
+    let all = [
+        Scope::AlertsRead,
+        Scope::AlertsWrite,
+        Scope::EnrichmentsRead,
+        Scope::AgentsRead,
+        Scope::AgentsWrite,
+    ];
+    for (required, query) in GUARDED {
+        let others: Vec<Scope> =
+            all.iter().copied().filter(|scope| scope.as_str() != *required).collect();
+        let key = create_key(&db, &format!("without {required}"), &others, None).await;
+        let (status, body) = app.graphql_as(&key, query, json!({})).await;
+        assert_eq!(status, 200, "{query}: {body}");
+        assert_eq!(error_code(&body), "FORBIDDEN", "{query}: {body}");
+        assert_eq!(body["errors"][0]["extensions"]["requiredScope"], *required, "{query}");
+    }
+    // GraphiQL for people, on the same path.
+    let page = app.client.get(app.url("/graphql")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("graphiql"));
+    // And every listed field exists in the schema: none of the queries above is a typo.
+    for (_, query) in GUARDED {
+        let (_, body) = app.graphql_as(&app.admin_key, query, json!({})).await;
+        let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(
+            !message.contains("Unknown field") && !message.contains("Unknown argument"),
+            "{query}: {body}"
+        );
+    }
+}

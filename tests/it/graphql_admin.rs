@@ -1,0 +1,256 @@
+//! Administration over GraphQL: API keys, providers (import, settings, credentials never
+//! returned, extractions, a traced test run) and on-demand enrichment through the cache.
+
+use domain::api_key::Scope;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::helpers::{create_key, spawn_app};
+
+fn provider_fixture(name: &str) -> Value {
+    let path = format!("{}/../shared/fixtures/providers/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn keys_are_created_once_listed_without_secrets_and_revoked(db: PgPool) {
+    let app = spawn_app(db.clone()).await;
+    let data = app
+        .graphql(
+            r#"mutation { createApiKey(input: {name: "triage-bot", scopes: ["alerts:read"], keyType: "agent"}) {
+                key apiKey { name prefix scopes keyType } } }"#,
+            json!({}),
+        )
+        .await;
+    let created = &data["createApiKey"];
+    let key = created["key"].as_str().unwrap().to_owned();
+    assert!(key.starts_with("cai_"));
+    assert_eq!(created["apiKey"]["scopes"], json!(["alerts:read"]));
+    let (status, body) = app.graphql_as(&key, "{ viewer { name } }", json!({})).await;
+    assert_eq!((status, body["data"]["viewer"]["name"].as_str()), (200, Some("triage-bot")));
+
+    let listed = app.graphql("{ apiKeys { name prefix revokedAt } }", json!({})).await;
+    assert!(!listed.to_string().contains(&key), "the secret is never listed");
+    let prefix = created["apiKey"]["prefix"].as_str().unwrap();
+    app.graphql("mutation($p: String!) { revokeApiKey(prefix: $p) }", json!({"p": prefix})).await;
+    // Revocation reaches the key cache through NOTIFY.
+    let mut refused = false;
+    for _ in 0..100 {
+        let (status, _) = app.graphql_as(&key, "{ viewer { name } }", json!({})).await;
+        if status == 401 {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(refused, "a revoked key is refused within a second or two");
+
+    let bad = app
+        .graphql_as(&app.admin_key, r#"mutation { createApiKey(input: {name: "x", scopes: ["alerts:everything"]}) { key } }"#, json!({}))
+        .await
+        .1;
+    assert_eq!(bad["errors"][0]["extensions"]["code"], "INVALID_PAYLOAD");
+    let reader = create_key(&db, "reader", &[Scope::AlertsRead], None).await;
+    let (_, body) = app.graphql_as(&reader, "{ apiKeys { name } }", json!({})).await;
+    assert_eq!(body["errors"][0]["extensions"]["code"], "FORBIDDEN");
+}
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn a_provider_is_imported_configured_tested_and_used_on_demand(db: PgPool) {
+    let db = crate::helpers::wider(&db);
+    let app = spawn_app(db.clone()).await;
+    let mock = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v3/community/198.51.100.77"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(provider_fixture("responses/greynoise.noise_malicious.json")),
+        )
+        .expect(2)
+        .mount(&mock)
+        .await;
+    let mut definition = provider_fixture("greynoise.provider.json");
+    definition["provider_name"] = "noise_intel".into();
+    definition["base_url"] = mock.uri().into();
+    definition["http_config"]["steps"][0]["url"] =
+        "{{base_url}}/v3/community/{{indicator.value}}".into();
+    let mut extractions = provider_fixture("greynoise.field_extractions.json");
+    for extraction in extractions.as_array_mut().unwrap() {
+        extraction["provider_name"] = "noise_intel".into();
+    }
+
+    let imported = app
+        .graphql(
+            "mutation($d: JSON!, $e: JSON) { importEnrichmentProvider(definition: $d, fieldExtractions: $e) { name isBuiltin hasStoredCredentials } }",
+            json!({"d": definition, "e": extractions}),
+        )
+        .await;
+    assert_eq!(
+        imported["importEnrichmentProvider"],
+        json!({"name": "noise_intel", "isBuiltin": false, "hasStoredCredentials": false})
+    );
+
+    let stored = app
+        .graphql(
+            r#"mutation { setEnrichmentProviderCredentials(name: "noise_intel", credentials: {api_key: "gn-secret-42"}) { hasStoredCredentials } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(stored["setEnrichmentProviderCredentials"]["hasStoredCredentials"], true);
+    let providers = app.graphql("{ enrichmentProviders { name definition } }", json!({})).await;
+    assert!(!providers.to_string().contains("gn-secret-42"), "credentials are never returned");
+
+    let test = app
+        .graphql(
+            r#"mutation { testEnrichmentProvider(name: "noise_intel", type: IP, value: "198.51.100[.]77") {
+                success outcome malice extracted steps { step url status requestHeaders } } }"#,
+            json!({}),
+        )
+        .await;
+    let test = &test["testEnrichmentProvider"];
+    assert_eq!(test["success"], true, "{test}");
+    assert_eq!(test["outcome"], "found");
+    assert_eq!(test["steps"][0]["status"], 200);
+    assert!(!test.to_string().contains("gn-secret-42"), "secrets are masked in the trace: {test}");
+    assert!(test["extracted"].as_object().is_some_and(|e| !e.is_empty()), "{test}");
+
+    // On demand, through the cache: the second call is answered from it (the mock expects 2
+    // calls in all: the test run above and this one).
+    let query = r#"mutation { enrichIndicator(type: IP, value: "198.51.100.77") {
+        value malice enrichments { provider success extracted } } }"#;
+    for _ in 0..2 {
+        let data = app.graphql(query, json!({})).await;
+        let enrichments = data["enrichIndicator"]["enrichments"].as_array().unwrap().clone();
+        let noise = enrichments
+            .iter()
+            .find(|e| e["provider"] == "noise_intel")
+            .unwrap_or_else(|| panic!("no result: {data}"));
+        assert_eq!(noise["success"], true);
+    }
+
+    let settings = app
+        .graphql(
+            r#"mutation { updateEnrichmentProvider(name: "noise_intel", input: {rateLimitPerMinute: 30, isActive: false}) { rateLimitPerMinute isActive } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        settings["updateEnrichmentProvider"],
+        json!({"rateLimitPerMinute": 30, "isActive": false})
+    );
+    let (_, body) = app
+        .graphql_as(
+            &app.admin_key,
+            r#"mutation { deleteEnrichmentProvider(name: "virustotal") }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(body["errors"][0]["extensions"]["code"], "CONFLICT");
+    app.graphql(r#"mutation { deleteEnrichmentProvider(name: "noise_intel") }"#, json!({})).await;
+}
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn metrics_mappings_added_indicators_and_agent_tests(db: PgPool) {
+    let app = spawn_app(db.clone()).await;
+    // A mapping of a custom field, used by the next ingest.
+    let created = app
+        .graphql(
+            r#"mutation { createIndicatorMapping(input: {sourceName: "generic", extractFrom: RAW,
+                fieldPath: "observables.c2_host", indicatorType: DOMAIN, description: "C2"}) { id isSystem isActive } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(created["createIndicatorMapping"]["isSystem"], false);
+    let mapping_id = created["createIndicatorMapping"]["id"].as_str().unwrap().to_owned();
+    let mut mapped = false;
+    let mut alert_id = String::new();
+    for n in 0..50 {
+        let payload = json!({"title": format!("Beacon {n}"), "observables": {"c2_host": "c2.bad-actor.example"}});
+        let receipt =
+            crate::helpers::json_with_status(app.ingest("generic", payload.to_string()).await, 202)
+                .await;
+        alert_id = receipt["alert_id"].as_str().unwrap().to_owned();
+        crate::helpers::run_worker(&db).await;
+        let data = app
+            .graphql(
+                "query($id: ID!) { alert(id: $id) { indicators { value } } }",
+                json!({"id": alert_id}),
+            )
+            .await;
+        if data.to_string().contains("c2.bad-actor.example") {
+            mapped = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(mapped, "the new mapping is applied by the server within a second");
+    let duplicate = app
+        .graphql_as(&app.admin_key, r#"mutation { createIndicatorMapping(input: {sourceName: "generic", extractFrom: RAW, fieldPath: "observables.c2_host", indicatorType: DOMAIN}) { id } }"#, json!({}))
+        .await
+        .1;
+    assert_eq!(duplicate["errors"][0]["extensions"]["code"], "CONFLICT");
+    let listed = app.graphql("{ indicatorMappings { id isSystem } }", json!({})).await;
+    assert!(listed["indicatorMappings"].as_array().unwrap().iter().any(|m| m["isSystem"] == true));
+    app.graphql(
+        "mutation($id: ID!) { deleteIndicatorMapping(id: $id) }",
+        json!({"id": mapping_id}),
+    )
+    .await;
+
+    // Indicators an agent found are linked, defanged values refanged, bad ones named.
+    let added = app
+        .graphql(
+            r#"mutation($id: ID!) { addIndicators(alertId: $id, indicators: [{type: IP, value: "203.0.113[.]9"}, {type: URL, value: "hxxp://evil.example/x"}], enrich: false) { type value } }"#,
+            json!({"id": alert_id}),
+        )
+        .await;
+    assert_eq!(added["addIndicators"].as_array().unwrap().len(), 2);
+    let bad = app
+        .graphql_as(&app.admin_key, r#"mutation($id: ID!) { addIndicators(alertId: $id, indicators: [{type: IP, value: "999.1.1.1"}]) { value } }"#, json!({"id": alert_id}))
+        .await
+        .1;
+    assert_eq!(bad["errors"][0]["extensions"]["problems"][0]["field"], "indicators[0].value");
+
+    // Triage shows up in the metrics.
+    app.graphql(
+        "mutation($id: ID!) { updateAlert(id: $id, input: {status: CLOSED, closeClassification: FALSE_POSITIVE_INCORRECT_DETECTION_LOGIC}) { status } }",
+        json!({"id": alert_id}),
+    )
+    .await;
+    let metrics = app
+        .graphql("{ metrics { alertCount bySource { label count } mttaSeconds mttcSeconds falsePositiveRate meanTimeToEnrichSeconds } }", json!({}))
+        .await;
+    let metrics = &metrics["metrics"];
+    assert!(metrics["alertCount"].as_i64().unwrap() >= 1);
+    assert_eq!(metrics["bySource"][0]["label"], "generic");
+    assert_eq!(metrics["falsePositiveRate"], 1.0);
+    assert!(metrics["mttcSeconds"].as_f64().unwrap() >= 0.0);
+    assert!(metrics["meanTimeToEnrichSeconds"].as_f64().is_some());
+
+    // A test delivery reaches the agent's webhook, signed.
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&receiver)
+        .await;
+    let agent = app
+        .graphql(
+            "mutation($url: String!) { createAgent(input: {name: \"bot\", webhookUrl: $url}) { signingSecret agent { id } } }",
+            json!({"url": format!("{}/hook", receiver.uri())}),
+        )
+        .await;
+    let agent_id = agent["createAgent"]["agent"]["id"].as_str().unwrap().to_owned();
+    let tested = app
+        .graphql(
+            "mutation($id: ID!) { testAgent(id: $id) { success statusCode } }",
+            json!({"id": agent_id}),
+        )
+        .await;
+    assert_eq!(tested["testAgent"], json!({"success": true, "statusCode": 204}));
+    let requests = receiver.received_requests().await.unwrap();
+    assert!(requests[0].headers.get("webhook-signature").is_some());
+}
