@@ -66,6 +66,22 @@ enum Command {
         #[command(flatten)]
         shared: SharedArgs,
     },
+    /// Serve MCP over stdin and stdout, for desktop clients that launch their servers (Claude
+    /// Desktop, IDEs). Acts with the API key in ALERTGRAPH_API_KEY; logs go to stderr.
+    McpStdio {
+        /// The API key (`cai_…`) every tool call acts with.
+        #[arg(
+            long,
+            env = "ALERTGRAPH_API_KEY",
+            value_name = "ALERTGRAPH_API_KEY",
+            hide_env_values = true
+        )]
+        api_key: String,
+        #[command(flatten)]
+        tools: ToolArgs,
+        #[command(flatten)]
+        shared: SharedArgs,
+    },
     /// Apply migrations and exit.
     Migrate,
     /// Create, list and revoke API keys.
@@ -188,6 +204,26 @@ struct ServerArgs {
         hide_env_values = true
     )]
     splunk_webhook_secret: Option<String>,
+    /// Comma-separated `Host` values `/mcp` answers (DNS-rebinding protection), such as
+    /// `alertgraph.example.com`; `*` accepts any. Default: localhost, 127.0.0.1, ::1.
+    #[arg(
+        long,
+        env = "ALERTGRAPH_MCP_ALLOWED_HOSTS",
+        value_name = "ALERTGRAPH_MCP_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    mcp_allowed_hosts: Option<Vec<String>>,
+    #[command(flatten)]
+    tools: ToolArgs,
+}
+
+/// Where MCP tools come from.
+#[derive(Debug, Args)]
+struct ToolArgs {
+    /// A directory of GraphQL operation files (`*.graphql`) whose named operations become MCP
+    /// tools beside the built-in ones. The server refuses to start if one is invalid.
+    #[arg(long, env = "ALERTGRAPH_OPERATIONS_DIR", value_name = "ALERTGRAPH_OPERATIONS_DIR")]
+    operations_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -267,6 +303,10 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             let (stop, stopped) = watch::channel(false);
             tokio::spawn(stop_on_signal(stop));
             work(&url, worker, key, policy, stopped).await
+        }
+        Command::McpStdio { api_key, tools, shared } => {
+            check_migrated(&db).await?;
+            mcp_stdio(db.clone(), &api_key, tools, shared).await
         }
         Command::Migrate => migrate(&db).await,
         Command::ApiKey(command) => {
@@ -360,7 +400,15 @@ async fn serve(
         secret_key: Some(key),
         outbound: policy,
         provider_env: std::env::vars().collect(),
+        operations_dir: args.tools.operations_dir,
         ..server::ServerConfig::default()
+    };
+    let cfg = match args.mcp_allowed_hosts {
+        Some(hosts) if hosts.iter().any(|host| host == "*") => {
+            server::ServerConfig { mcp_allowed_hosts: Vec::new(), ..cfg }
+        }
+        Some(hosts) => server::ServerConfig { mcp_allowed_hosts: hosts, ..cfg },
+        None => cfg,
     };
     let state = server::AppState::new(db, cfg).await.context("loading server state")?;
     server::listener::spawn(state.clone()).await.context("listening for configuration changes")?;
@@ -372,6 +420,37 @@ async fn serve(
         .with_graceful_shutdown(wait_for_stop(stopped))
         .await
         .context("serving HTTP")
+}
+
+/// `mcp-stdio`: the MCP server of `serve`, on stdin and stdout, acting with one API key.
+async fn mcp_stdio(
+    db: PgPool,
+    api_key: &str,
+    tools: ToolArgs,
+    shared: SharedArgs,
+) -> anyhow::Result<()> {
+    // The secret key lets enrich_indicator decrypt provider credentials; without one (and
+    // without `up`'s key file) every other tool still works.
+    let key = match &shared.secret_key {
+        Some(text) => Some(SecretKey::from_base64(text).context("ALERTGRAPH_SECRET_KEY")?),
+        None if std::path::Path::new(SECRET_KEY_FILE).exists() => Some(key_file().await?),
+        None => None,
+    };
+    let cfg = server::ServerConfig {
+        secret_key: key,
+        outbound: shared.policy()?,
+        provider_env: std::env::vars().collect(),
+        operations_dir: tools.operations_dir,
+        ..server::ServerConfig::default()
+    };
+    let state = server::AppState::new(db, cfg).await.context("loading server state")?;
+    server::listener::spawn(state.clone()).await.context("listening for configuration changes")?;
+    state.keys.verify(&state.db, api_key).await.context("ALERTGRAPH_API_KEY")?;
+    let schema = server::graphql::schema(state.clone());
+    tracing::info!("serving MCP on stdio");
+    server::mcp::serve_stdio(server::mcp::McpServer::with_key(state, schema, api_key))
+        .await
+        .context("serving MCP on stdio")
 }
 
 /// The key in ./.alertgraph/secret.key, created on first use. Created under a temporary name

@@ -1,4 +1,4 @@
-//! alertgraph's HTTP server: REST ingest and health today; GraphQL, MCP and the web UI join it.
+//! alertgraph's HTTP server: REST ingest, GraphQL, MCP and health; the web UI joins it.
 //!
 //! Handlers are thin: they turn a request into domain types, call one `domain` function and
 //! turn the result into a response. [`app`] builds the router so tests can serve it directly.
@@ -7,7 +7,8 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod listener;
+pub mod mcp;
 pub mod state;
 
 pub use http::app;
-pub use state::{AppState, ServerConfig};
+pub use state::{AppState, ServerConfig, StateError};

@@ -28,6 +28,11 @@ pub struct ServerConfig {
     /// How long a GraphQL batch loader gathers keys before it runs its one statement: longer
     /// batches more reliably under load, shorter answers sooner.
     pub graphql_batch_delay: Duration,
+    /// A directory of `*.graphql` operation files whose operations become MCP tools beside the
+    /// built-in ones.
+    pub operations_dir: Option<std::path::PathBuf>,
+    /// `Host` headers `/mcp` answers (DNS-rebinding protection); empty accepts any.
+    pub mcp_allowed_hosts: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -40,6 +45,8 @@ impl Default for ServerConfig {
             outbound: Default::default(),
             graphql_batch_delay: Duration::from_millis(2),
             provider_env: Default::default(),
+            operations_dir: None,
+            mcp_allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
         }
     }
 }
@@ -59,6 +66,17 @@ pub struct AppState {
     pub outbound: domain::outbound::Outbound,
     /// On-demand enrichment through the shared cache; `None` without a secret key.
     pub enricher: Option<Arc<domain::enrich::Enricher>>,
+    /// The MCP tools, from the operation files.
+    pub catalog: Arc<crate::mcp::Catalog>,
+}
+
+/// Why the server's state could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("loading the server's caches: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Operations(#[from] crate::mcp::CatalogErrors),
 }
 
 /// An alert event with the alert as it was read once for every subscriber of this process.
@@ -74,7 +92,8 @@ const EVENT_BUFFER: usize = 4096;
 
 impl AppState {
     /// Loads the caches. Call [`crate::listener::spawn`] with the result to keep them current.
-    pub async fn new(db: PgPool, cfg: ServerConfig) -> Result<Self, sqlx::Error> {
+    pub async fn new(db: PgPool, cfg: ServerConfig) -> Result<Self, StateError> {
+        let catalog = crate::mcp::Catalog::load(cfg.operations_dir.as_deref()).await?;
         let mappings = MappingCache::load(&db).await?;
         let waker = JobWaker::spawn(db.clone());
         let writer = AlertWriter::spawn(db.clone(), waker, cfg.ingest.dedup_window);
@@ -105,6 +124,7 @@ impl AppState {
             events: tokio::sync::broadcast::channel(EVENT_BUFFER).0,
             outbound,
             enricher,
+            catalog: Arc::new(catalog),
         })
     }
 }

@@ -12,7 +12,7 @@ use crate::ingest_concurrency::wait_until;
 const BINARY: &str = env!("CARGO_BIN_EXE_alertgraph");
 
 /// The URL of the test's own database, on the server `DATABASE_URL` names.
-fn url_of(db: &PgPool) -> String {
+pub(crate) fn url_of(db: &PgPool) -> String {
     let name = db.connect_options().get_database().expect("test databases are named").to_owned();
     let mut url =
         url::Url::parse(&std::env::var("DATABASE_URL").expect("DATABASE_URL is set for tests"))

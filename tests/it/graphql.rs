@@ -335,6 +335,12 @@ async fn every_operation_in_the_operations_folder_runs_against_the_schema(db: Pg
             .fetch_one(&db)
             .await
             .unwrap();
+    let rule: Option<String> =
+        sqlx::query_scalar("select detection_rule_id::text from alert where alert_id = $1::uuid")
+            .bind(&alert)
+            .fetch_one(&db)
+            .await
+            .unwrap();
     let variables = |name: &str| -> Value {
         match name {
             "SearchAlerts" => json!({"filter": {"minSeverity": "HIGH", "search": "brute"}}),
@@ -351,6 +357,13 @@ async fn every_operation_in_the_operations_folder_runs_against_the_schema(db: Pg
             "ListContextDocuments" => json!({}),
             "ReenrichAlert" => json!({"id": alert}),
             "EnrichIndicator" => json!({"type": "DOMAIN", "value": "evil[.]example.com"}),
+            "SearchIndicators" => json!({"filter": {"type": ["IP"], "search": "185.220"}}),
+            "SetAlertMalice" => json!({"id": alert, "malice": "SUSPICIOUS"}),
+            "GetRelatedAlerts" => json!({"id": alert}),
+            "GetContextDocument" => json!({"id": "00000000-0000-0000-0000-000000000000"}),
+            "GetDetectionRule" => {
+                json!({"id": rule.as_deref().unwrap_or("00000000-0000-0000-0000-000000000000")})
+            }
             other => panic!("no variables for operation {other}; add them to this test"),
         }
     };

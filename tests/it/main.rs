@@ -12,6 +12,7 @@ mod ingest_errors;
 mod ingest_fixtures;
 mod ingest_writer;
 mod limits;
+mod mcp;
 mod providers;
 mod queue;
 mod subscriptions;

@@ -50,6 +50,54 @@ pub fn schema(state: AppState) -> AlertgraphSchema {
         .finish()
 }
 
+/// Checks an executable document against the schema without running it: syntax, types, fields,
+/// arguments, variables, depth and complexity, as a request would be checked. Returns each
+/// problem with its line and column; none means the document is valid.
+pub async fn validate(document: &str, operation_name: Option<&str>) -> Vec<String> {
+    static VALIDATOR: std::sync::LazyLock<AlertgraphSchema> = std::sync::LazyLock::new(|| {
+        Schema::build(Query::default(), Mutation::default(), Subscription)
+            .extension(ValidateOnly)
+            .limit_depth(MAX_DEPTH)
+            .limit_complexity(MAX_COMPLEXITY)
+            .finish()
+    });
+    let mut request = async_graphql::Request::new(document);
+    if let Some(name) = operation_name {
+        request = request.operation_name(name);
+    }
+    VALIDATOR
+        .execute(request)
+        .await
+        .errors
+        .into_iter()
+        .map(|error| match error.locations.first() {
+            Some(at) => format!("line {}, column {}: {}", at.line, at.column, error.message),
+            None => error.message,
+        })
+        .collect()
+}
+
+/// Stops a request once it has been validated: nothing is resolved.
+struct ValidateOnly;
+
+impl async_graphql::extensions::ExtensionFactory for ValidateOnly {
+    fn create(&self) -> std::sync::Arc<dyn async_graphql::extensions::Extension> {
+        std::sync::Arc::new(ValidateOnly)
+    }
+}
+
+#[async_graphql::async_trait::async_trait]
+impl async_graphql::extensions::Extension for ValidateOnly {
+    async fn execute(
+        &self,
+        _ctx: &async_graphql::extensions::ExtensionContext<'_>,
+        _operation_name: Option<&str>,
+        _next: async_graphql::extensions::NextExecute<'_>,
+    ) -> async_graphql::Response {
+        async_graphql::Response::new(async_graphql::Value::Null)
+    }
+}
+
 /// The schema in SDL, as committed in `schema.graphql`.
 pub fn sdl() -> String {
     Schema::build(Query::default(), Mutation::default(), Subscription).finish().sdl()
@@ -150,10 +198,18 @@ async fn execute(
             return (StatusCode::UNAUTHORIZED, GraphQLResponse::from(response)).into_response();
         }
     };
+    GraphQLResponse::from(execute_as(schema, &state, principal, request).await).into_response()
+}
+
+/// Runs `request` as `principal`, with fresh per-request loaders (HTTP and MCP alike).
+pub(crate) async fn execute_as(
+    schema: &AlertgraphSchema,
+    state: &AppState,
+    principal: Principal,
+    request: async_graphql::Request,
+) -> async_graphql::Response {
     let loaders = loaders::new_loaders(state.db.clone(), state.cfg.graphql_batch_delay);
-    let request = request.data(principal).data(loaders);
-    let response = schema.execute(request).await;
-    GraphQLResponse::from(response).into_response()
+    schema.execute(request.data(principal).data(loaders)).await
 }
 
 async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, AuthError> {

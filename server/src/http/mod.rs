@@ -23,6 +23,9 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn app(state: AppState) -> Router {
     let schema = crate::graphql::schema(state.clone());
     let ws_schema = schema.clone();
+    let mcp = tower::ServiceBuilder::new()
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::mcp::authenticate))
+        .service(crate::mcp::service(state.clone(), schema.clone()));
     let graphql: axum::routing::MethodRouter<AppState> = get(crate::graphql::get)
         .post(crate::graphql::post)
         .layer::<_, std::convert::Infallible>(DefaultBodyLimit::max(state.cfg.max_body_bytes))
@@ -30,6 +33,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/graphql", graphql)
         .route("/graphql/ws", get(crate::graphql::websocket).layer::<_, std::convert::Infallible>(Extension(ws_schema)))
+        .nest_service("/mcp", mcp)
         .route("/v1/ingest/{source}", post(ingest::ingest))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
