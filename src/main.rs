@@ -24,8 +24,9 @@ async fn main() -> std::process::ExitCode {
 /// Logs go to stderr (stdout carries command output such as a new API key), filtered by
 /// `RUST_LOG`, as JSON when `ALERTGRAPH_LOG_FORMAT=json`.
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info,rmcp=warn")
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
