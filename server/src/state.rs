@@ -43,7 +43,7 @@ impl Default for ServerConfig {
             body_read_timeout: Duration::from_secs(30),
             secret_key: None,
             outbound: Default::default(),
-            graphql_batch_delay: Duration::from_millis(2),
+            graphql_batch_delay: Duration::from_micros(500),
             provider_env: Default::default(),
             operations_dir: None,
             mcp_allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],

@@ -301,8 +301,9 @@ async fn an_operation_file_added_at_run_time_becomes_a_tool(db: PgPool) {
         dir.join("CountOpenAlerts.graphql"),
         "# Count the open alerts of one severity and above.\n\
          query CountOpenAlerts($minSeverity: Severity = HIGH) {\n\
-           alerts(filter: { status: [OPEN], minSeverity: $minSeverity }) { totalCount }\n\
-         }\n",
+           alerts(filter: { status: [OPEN], minSeverity: $minSeverity }) { ...Total }\n\
+         }\n\
+         fragment Total on AlertConnection { totalCount }\n",
     )
     .unwrap();
     let cfg = server::ServerConfig {

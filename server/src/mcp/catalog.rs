@@ -310,7 +310,7 @@ impl SchemaTypes {
             return;
         }
         for item in &set.items {
-            match &item.node {
+            let (selection, on) = match &item.node {
                 Selection::Field(field) => {
                     let field = &field.node;
                     let Some(definition) = self.field(parent, &field.name.node) else { continue };
@@ -318,46 +318,27 @@ impl SchemaTypes {
                         if let Some(argument) = find_input(&definition.arguments, &argument.node) {
                             let location =
                                 format!("argument {} of {}", argument.name.node, field.name.node);
-                            self.value_usages(
-                                &value.node,
-                                argument,
-                                &argument.ty.node,
-                                &location,
-                                out,
-                            );
+                            let expected = &argument.ty.node;
+                            self.value_usages(&value.node, argument, expected, &location, out);
                         }
                     }
-                    let child = base_name(&definition.ty.node);
-                    self.find_usages(&field.selection_set.node, child, document, out, depth + 1);
+                    (&field.selection_set.node, base_name(&definition.ty.node))
                 }
                 Selection::InlineFragment(fragment) => {
-                    let on = fragment
-                        .node
-                        .type_condition
-                        .as_ref()
-                        .map_or(parent, |condition| condition.node.on.node.as_str());
-                    self.find_usages(
-                        &fragment.node.selection_set.node,
-                        on,
-                        document,
-                        out,
-                        depth + 1,
-                    );
+                    let on = fragment.node.type_condition.as_ref();
+                    let on = on.map_or(parent, |condition| condition.node.on.node.as_str());
+                    (&fragment.node.selection_set.node, on)
                 }
                 Selection::FragmentSpread(spread) => {
-                    if let Some(fragment) = document.fragments.get(&spread.node.fragment_name.node)
-                    {
-                        let on = fragment.node.type_condition.node.on.node.as_str();
-                        self.find_usages(
-                            &fragment.node.selection_set.node,
-                            on,
-                            document,
-                            out,
-                            depth + 1,
-                        );
-                    }
+                    let Some(fragment) = document.fragments.get(&spread.node.fragment_name.node)
+                    else {
+                        continue;
+                    };
+                    let on = fragment.node.type_condition.node.on.node.as_str();
+                    (&fragment.node.selection_set.node, on)
                 }
-            }
+            };
+            self.find_usages(selection, on, document, out, depth + 1);
         }
     }
 
