@@ -6,7 +6,8 @@
 //!   in the enrichment transaction, to the moment the receiver reads the request),
 //! - deliveries per second sustained over the run, and for a burst of 1,000 alerts.
 
-use std::str::FromStr;
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,8 +15,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Executor, PgPool};
+use sqlx::PgPool;
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -36,19 +36,8 @@ async fn receive(State(received): State<Received>, body: Bytes) -> &'static str 
 
 #[tokio::main]
 async fn main() {
-    let url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://127.0.0.1:5432/postgres".into());
-    let options = PgConnectOptions::from_str(&url).expect("DATABASE_URL parses");
-    let mut admin =
-        options.clone().database("postgres").connect().await.expect("connecting to PostgreSQL");
-    admin.execute("drop database if exists alertgraph_bench_dispatch").await.unwrap();
-    admin.execute("create database alertgraph_bench_dispatch").await.unwrap();
-    let db = PgPoolOptions::new()
-        .max_connections(32)
-        .connect_with(options.clone().database("alertgraph_bench_dispatch"))
-        .await
-        .unwrap();
-    domain::migrate(&db).await.unwrap();
+    let bench = common::BenchDatabase::create("alertgraph_bench_dispatch", 32).await;
+    let db = bench.db.clone();
 
     let received: Received = Arc::default();
     let receiver = axum::Router::new()
@@ -92,19 +81,7 @@ async fn main() {
             let _ = stopped.wait_for(|&stop| stop).await;
         },
     ));
-    let api_key = domain::api_key::create(
-        &db,
-        &domain::api_key::NewKey {
-            name: "bench".into(),
-            scopes: vec![domain::api_key::Scope::AlertsWrite],
-            key_type: domain::api_key::KeyType::Agent,
-            allowed_sources: None,
-            expires_at: None,
-        },
-    )
-    .await
-    .unwrap()
-    .1;
+    let api_key = common::api_key(&db, &[domain::api_key::Scope::AlertsWrite]).await;
     let client = reqwest::Client::new();
     let post = |n: usize, round: &'static str| {
         let (client, api_key) = (client.clone(), api_key.clone());
@@ -153,8 +130,7 @@ async fn main() {
 
     stop.send(true).unwrap();
     worker.await.unwrap().unwrap();
-    db.close().await;
-    admin.execute("drop database alertgraph_bench_dispatch").await.unwrap();
+    bench.drop().await;
 }
 
 async fn wait_for(received: &Received, count: usize) {

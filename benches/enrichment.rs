@@ -5,12 +5,12 @@
 //! - the same for a burst re-using those indicators (warm cache),
 //! - ingest-to-enriched latency p50/p99 at a steady 200 alerts/s.
 
-use std::str::FromStr;
+mod common;
+
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Executor, PgPool};
+use sqlx::PgPool;
 use tokio::sync::watch;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -21,19 +21,8 @@ const STEADY_SECONDS: u64 = 10;
 
 #[tokio::main]
 async fn main() {
-    let url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://127.0.0.1:5432/postgres".into());
-    let options = PgConnectOptions::from_str(&url).expect("DATABASE_URL parses");
-    let mut admin =
-        options.clone().database("postgres").connect().await.expect("connecting to PostgreSQL");
-    admin.execute("drop database if exists alertgraph_bench_enrichment").await.unwrap();
-    admin.execute("create database alertgraph_bench_enrichment").await.unwrap();
-    let db = PgPoolOptions::new()
-        .max_connections(32)
-        .connect_with(options.clone().database("alertgraph_bench_enrichment"))
-        .await
-        .unwrap();
-    domain::migrate(&db).await.unwrap();
+    let bench = common::BenchDatabase::create("alertgraph_bench_enrichment", 32).await;
+    let db = bench.db.clone();
 
     // Every provider answers every request after 20 ms with a realistic body.
     let mock = MockServer::start().await;
@@ -105,19 +94,7 @@ async fn main() {
             let _ = stopped.wait_for(|&stop| stop).await;
         },
     ));
-    let key = domain::api_key::create(
-        &db,
-        &domain::api_key::NewKey {
-            name: "bench".into(),
-            scopes: vec![domain::api_key::Scope::AlertsWrite],
-            key_type: domain::api_key::KeyType::Agent,
-            allowed_sources: None,
-            expires_at: None,
-        },
-    )
-    .await
-    .unwrap()
-    .1;
+    let key = common::api_key(&db, &[domain::api_key::Scope::AlertsWrite]).await;
     let client = reqwest::Client::new();
     let post = |n: usize, round: &'static str| {
         let (client, key) = (client.clone(), key.clone());
@@ -182,8 +159,7 @@ async fn main() {
 
     stop.send(true).unwrap();
     worker.await.unwrap().unwrap();
-    db.close().await;
-    admin.execute("drop database alertgraph_bench_enrichment").await.unwrap();
+    bench.drop().await;
 }
 
 async fn wait_until_enriched(db: &PgPool) {

@@ -5,15 +5,15 @@
 //! (c) `indicator(type, value) { alerts(first: 20) }`. Then 1,000 WebSocket subscribers wait for
 //! one `alertUpdated` event: p99 from the commit to each subscriber's receipt.
 
-use std::str::FromStr;
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Executor};
+use sqlx::Executor;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
@@ -23,19 +23,8 @@ const SUBSCRIBERS: usize = 1000;
 
 #[tokio::main]
 async fn main() {
-    let url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://127.0.0.1:5432/postgres".into());
-    let options = PgConnectOptions::from_str(&url).expect("DATABASE_URL parses");
-    let mut admin =
-        options.clone().database("postgres").connect().await.expect("connecting to PostgreSQL");
-    admin.execute("drop database if exists alertgraph_bench_graphql with (force)").await.unwrap();
-    admin.execute("create database alertgraph_bench_graphql").await.unwrap();
-    let db = PgPoolOptions::new()
-        .max_connections(32)
-        .connect_with(options.clone().database("alertgraph_bench_graphql"))
-        .await
-        .unwrap();
-    domain::migrate(&db).await.unwrap();
+    let bench = common::BenchDatabase::create("alertgraph_bench_graphql", 32).await;
+    let db = bench.db.clone();
     let loading = Instant::now();
     for statement in [
         "insert into alert (alert_id, title, description, severity, source_name, occurred_at, tags,
@@ -77,19 +66,7 @@ async fn main() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, server::app(state)).await });
-    let key = domain::api_key::create(
-        &db,
-        &domain::api_key::NewKey {
-            name: "bench".into(),
-            scopes: vec![domain::api_key::Scope::Admin],
-            key_type: domain::api_key::KeyType::Agent,
-            allowed_sources: None,
-            expires_at: None,
-        },
-    )
-    .await
-    .unwrap()
-    .1;
+    let key = common::api_key(&db, &[domain::api_key::Scope::Admin]).await;
     let values: Vec<String> =
         sqlx::query_scalar("select value from indicator order by random() limit 1000")
             .fetch_all(&db)
@@ -216,6 +193,5 @@ async fn main() {
         at(0.99)
     );
 
-    db.close().await;
-    admin.execute("drop database alertgraph_bench_graphql with (force)").await.unwrap();
+    bench.drop().await;
 }

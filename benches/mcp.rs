@@ -4,31 +4,20 @@
 //! the server `DATABASE_URL` names). One client, calls alternating between the two, so each
 //! figure is a latency, not a queue. Prints p50 and p99 of each and the difference.
 
-use std::str::FromStr;
+mod common;
+
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Executor};
+use sqlx::Executor;
 
 const WARMUP: usize = 300;
 const CALLS: usize = 3000;
 
 #[tokio::main]
 async fn main() {
-    let url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://127.0.0.1:5432/postgres".into());
-    let options = PgConnectOptions::from_str(&url).expect("DATABASE_URL parses");
-    let mut admin =
-        options.clone().database("postgres").connect().await.expect("connecting to PostgreSQL");
-    admin.execute("drop database if exists alertgraph_bench_mcp with (force)").await.unwrap();
-    admin.execute("create database alertgraph_bench_mcp").await.unwrap();
-    let db = PgPoolOptions::new()
-        .max_connections(16)
-        .connect_with(options.clone().database("alertgraph_bench_mcp"))
-        .await
-        .unwrap();
-    domain::migrate(&db).await.unwrap();
+    let bench = common::BenchDatabase::create("alertgraph_bench_mcp", 16).await;
+    let db = bench.db.clone();
     for statement in [
         "insert into detection_rule (name, source_name, source_rule_id, mitre_tactics,
                                      mitre_techniques, documentation)
@@ -66,19 +55,7 @@ async fn main() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, server::app(state)).await });
-    let key = domain::api_key::create(
-        &db,
-        &domain::api_key::NewKey {
-            name: "bench".into(),
-            scopes: vec![domain::api_key::Scope::Admin],
-            key_type: domain::api_key::KeyType::Agent,
-            allowed_sources: None,
-            expires_at: None,
-        },
-    )
-    .await
-    .unwrap()
-    .1;
+    let key = common::api_key(&db, &[domain::api_key::Scope::Admin]).await;
 
     let client = reqwest::Client::new();
     let document = std::fs::read_to_string(concat!(
@@ -139,6 +116,7 @@ async fn main() {
         ms(mcp_p50) - ms(graphql_p50),
         ms(mcp_p99) - ms(graphql_p99)
     );
+    bench.drop().await;
 }
 
 fn percentiles(times: &mut [Duration]) -> (Duration, Duration) {

@@ -3,35 +3,22 @@
 //! ALERTGRAPH_BENCH_JOBS jobs (default 50,000) in one statement, then runs one worker until every
 //! job is succeeded.
 
-use std::str::FromStr;
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Executor};
 use tokio::sync::watch;
 
 const DATABASE: &str = "alertgraph_bench_queue";
 
 #[tokio::main]
 async fn main() {
-    let url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://127.0.0.1:5432/postgres".into());
     let jobs: i64 =
         std::env::var("ALERTGRAPH_BENCH_JOBS").ok().and_then(|s| s.parse().ok()).unwrap_or(50_000);
-    let options = PgConnectOptions::from_str(&url).expect("DATABASE_URL parses");
-    let mut admin =
-        options.clone().database("postgres").connect().await.expect("connecting to PostgreSQL");
-    admin.execute("drop database if exists alertgraph_bench_queue").await.unwrap();
-    admin.execute("create database alertgraph_bench_queue").await.unwrap();
-
-    let db = PgPoolOptions::new()
-        .max_connections(40)
-        .connect_with(options.clone().database(DATABASE))
-        .await
-        .unwrap();
-    domain::migrate(&db).await.unwrap();
+    let bench = common::BenchDatabase::create(DATABASE, 40).await;
+    let db = bench.db.clone();
     sqlx::query(
         "insert into job (kind, payload) select 'noop', '{}'::jsonb from generate_series(1, $1)",
     )
@@ -72,6 +59,5 @@ async fn main() {
         "queue benchmark: {jobs} no-op jobs drained by one worker in {elapsed:.2} s = {:.0} jobs/s",
         jobs as f64 / elapsed
     );
-    db.close().await;
-    admin.execute("drop database alertgraph_bench_queue").await.unwrap();
+    bench.drop().await;
 }
