@@ -5,6 +5,10 @@
 
 use std::str::FromStr;
 
+/// The allocator the `alertgraph` binary uses (src/main.rs), so figures match production.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, ConnectOptions, PgConnection, PgPool};
 

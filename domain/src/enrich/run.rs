@@ -29,10 +29,10 @@ use crate::alert::Malice;
 use crate::indicator::Indicator;
 use crate::outbound::Outbound;
 use crate::provider::registry::{self, StoredProvider};
-use crate::provider::{AuthValues, Lookup, LookupError, extract, lookup, verdict};
+use crate::provider::{AuthValues, Lookup, LookupError, extract, found_verdict, lookup, verdict};
 use crate::secret::SecretKey;
 use crate::store::call_limit::{self, Grant};
-use crate::store::enrichment::{self as result_store, NewResult};
+use crate::store::enrichment::{self as result_store, LookupClaim, NewResult};
 
 /// The longest `Retry-After` worth waiting for inside a job; a longer one is recorded as a
 /// failure and the next enrichment after the failure TTL tries again.
@@ -205,25 +205,14 @@ impl Enricher {
                 }
             }
         }
-        let indicator_ids: Vec<Uuid> = targets.iter().map(|(id, _)| *id).collect();
-        let provider_ids: Vec<Uuid> =
-            providers.iter().map(|c| c.provider.enrichment_provider_id).collect();
-        let fresh: HashSet<(Uuid, Uuid)> =
-            result_store::fresh(db, &indicator_ids, &provider_ids).await?.into_iter().collect();
-
         let mut summary = RunSummary::default();
-        let mut pending: Vec<(Uuid, &Indicator, &Arc<Configured>)> = Vec::new();
-        for ((indicator_id, indicator), configured) in pairs {
-            if fresh.contains(&(*indicator_id, configured.provider.enrichment_provider_id)) {
-                summary.cached += 1;
-                summary.succeeded.push(configured.provider.spec.provider_name.clone());
-            } else {
-                pending.push((*indicator_id, indicator, configured));
-            }
-        }
-        // Single flight: claim what nobody is looking up, look that up and store it in one
-        // statement, then wait for the pairs other workers hold; take over any whose claim
-        // expired without a result.
+        let mut pending: Vec<(Uuid, &Indicator, &Arc<Configured>)> = pairs
+            .into_iter()
+            .map(|((indicator_id, indicator), configured)| (*indicator_id, indicator, configured))
+            .collect();
+        // Single flight: in one statement, skip what has a fresh result and claim what nobody is
+        // looking up; look that up and store it in one statement, then wait for the pairs other
+        // workers hold; take over any whose claim expired without a result.
         while !pending.is_empty() {
             let keys: Vec<(Uuid, Uuid)> =
                 pending.iter().map(|(id, _, c)| (*id, c.provider.enrichment_provider_id)).collect();
@@ -233,11 +222,18 @@ impl Enricher {
                     call_budget(&c.provider.spec, indicator) + self.options.max_wait + CLAIM_MARGIN
                 })
                 .collect();
-            let claimed: HashSet<(Uuid, Uuid)> =
-                result_store::claim_lookups(db, &keys, &holds).await?.into_iter().collect();
-            let (mine, theirs): (Vec<_>, Vec<_>) = pending.into_iter().partition(|(id, _, c)| {
-                claimed.contains(&(*id, c.provider.enrichment_provider_id))
-            });
+            let claims = result_store::claim_lookups(db, &keys, &holds).await?;
+            let (mut mine, mut theirs) = (Vec::new(), Vec::new());
+            for (entry, claim) in pending.into_iter().zip(claims) {
+                match claim {
+                    LookupClaim::Fresh => {
+                        summary.cached += 1;
+                        summary.succeeded.push(entry.2.provider.spec.provider_name.clone());
+                    }
+                    LookupClaim::Claimed => mine.push(entry),
+                    LookupClaim::HeldElsewhere => theirs.push(entry),
+                }
+            }
 
             let results = self.look_up_all(db, &mine).await?;
             result_store::save(db, &results).await?;
@@ -446,13 +442,14 @@ impl Enricher {
         };
         match outcome {
             Ok(Lookup::Found(found)) => {
+                let malice = found_verdict(&spec.malice_rules, &found);
+                let extracted = extract(&configured.provider.extractions, indicator.kind, &found);
+                // The bodies move into `raw`: they can be large, and are not needed again.
                 let raw: serde_json::Map<String, Value> = found
                     .responses
-                    .iter()
-                    .map(|response| (response.step.clone(), response.body.clone()))
+                    .into_iter()
+                    .map(|response| (response.step, response.body))
                     .collect();
-                let extracted = extract(&configured.provider.extractions, indicator.kind, &found);
-                let malice = verdict(&spec.malice_rules, &Lookup::Found(found));
                 NewResult {
                     extracted: Value::Object(extracted),
                     raw: Some(Value::Object(raw)),

@@ -158,7 +158,8 @@ pub async fn lookup(
     auth: &AuthValues,
     indicator: &Indicator,
 ) -> Result<Lookup, LookupError> {
-    lookup_traced(client, provider, auth, indicator).await.result
+    let mut call = Call::new(client, provider, auth, indicator, false);
+    call.run().await
 }
 
 /// [`lookup`], also returning what was sent and received.
@@ -168,8 +169,7 @@ pub async fn lookup_traced(
     auth: &AuthValues,
     indicator: &Indicator,
 ) -> TracedLookup {
-    let mut call =
-        Call { client, provider, auth, indicator, masker: Masker::new(auth), trace: Vec::new() };
+    let mut call = Call::new(client, provider, auth, indicator, true);
     let result = call.run().await;
     TracedLookup { result, trace: call.trace }
 }
@@ -181,7 +181,30 @@ struct Call<'a> {
     auth: &'a AuthValues,
     indicator: &'a Indicator,
     masker: Masker,
+    /// Whether to record `trace`: masking and copying every body costs more than the rest of
+    /// a lookup, so only [`lookup_traced`] does it.
+    tracing: bool,
     trace: Vec<StepTrace>,
+}
+
+impl<'a> Call<'a> {
+    fn new(
+        client: &'a Outbound,
+        provider: &'a ProviderSpec,
+        auth: &'a AuthValues,
+        indicator: &'a Indicator,
+        tracing: bool,
+    ) -> Self {
+        Call {
+            client,
+            provider,
+            auth,
+            indicator,
+            masker: Masker::new(auth),
+            tracing,
+            trace: Vec::new(),
+        }
+    }
 }
 
 /// What a step's answer means for the lookup.
@@ -397,7 +420,9 @@ impl Call<'_> {
         request: reqwest::Request,
         timeout: Duration,
     ) -> Result<Reply, LookupError> {
-        self.trace.push(self.describe(step, &request));
+        if self.tracing {
+            self.trace.push(self.describe(step, &request));
+        }
         let started = Instant::now();
         let outcome = tokio::time::timeout(timeout, exchange(self.client, request)).await;
         let elapsed = started.elapsed();
@@ -432,6 +457,9 @@ impl Call<'_> {
 
     /// Completes the trace entry [`Self::send`] opened with the answer's body and any error.
     fn finish_trace(&mut self, reply: &Reply, error: Option<&LookupError>) {
+        if !self.tracing {
+            return;
+        }
         let body =
             truncate(&self.masker.mask(&String::from_utf8_lossy(&reply.body)), TRACE_BODY_CHARS);
         if let Some(entry) = self.trace.last_mut() {

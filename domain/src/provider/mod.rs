@@ -33,7 +33,7 @@ pub use spec::{
 };
 pub use template::{TemplateError, TemplateProblem};
 pub use validate::{InvalidProvider, Problem, validate_extractions};
-pub use verdict::verdict;
+pub use verdict::{found_verdict, verdict};
 
 use serde::Deserialize;
 

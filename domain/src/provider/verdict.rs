@@ -13,16 +13,22 @@ use std::cmp::Ordering;
 use serde_json::Value;
 
 use super::extract::{as_bool, as_float, resolve};
-use super::http::Lookup;
+use super::http::{Found, Lookup};
 use super::spec::{MaliceRules, Operator};
 use crate::alert::Malice;
 
 /// The verdict of the first rule that holds, else the default; `not_found_verdict` when the
 /// provider does not know the indicator.
 pub fn verdict(rules: &MaliceRules, lookup: &Lookup) -> Malice {
-    let Lookup::Found(found) = lookup else {
-        return rules.not_found_verdict;
-    };
+    match lookup {
+        Lookup::Found(found) => found_verdict(rules, found),
+        Lookup::NotFound => rules.not_found_verdict,
+    }
+}
+
+/// The verdict of a lookup that found the indicator: the first rule that holds, else the
+/// default verdict.
+pub fn found_verdict(rules: &MaliceRules, found: &Found) -> Malice {
     rules
         .rules
         .iter()

@@ -185,9 +185,10 @@ pub async fn finish_enrichment(
                    -- An analyst's override of an indicator counts instead of its
                    -- computed verdict.
                    malice = coalesce((select max(coalesce(i.malice_override, i.malice))
-                                      from alert_indicator ai
-                                      join indicator i using (indicator_id)
-                                      where ai.alert_id = $1), 'Pending')
+                                      from indicator i
+                                      where i.indicator_id = any(array(
+                                          select indicator_id from alert_indicator
+                                          where alert_id = $1))), 'Pending')
                where alert_id = $1
                returning alert_id
            ),

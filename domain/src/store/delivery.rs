@@ -19,9 +19,11 @@ pub async fn alert_facts(
                   coalesce(a.malice_override, a.malice) as "malice!: Malice",
                   r.name as "rule_name?", r.source_rule_id as "rule_id?",
                   coalesce(r.mitre_tactics, '{}') as "mitre_tactics!",
-                  array(select distinct i.type from alert_indicator ai
-                        join indicator i using (indicator_id)
-                        where ai.alert_id = a.alert_id) as "indicator_types!: Vec<IndicatorType>"
+                  -- `= any(array(…))` probes the indicators by key, never a scan of them.
+                  array(select distinct i.type from indicator i
+                        where i.indicator_id = any(array(
+                            select ai.indicator_id from alert_indicator ai
+                            where ai.alert_id = a.alert_id))) as "indicator_types!: Vec<IndicatorType>"
            from alert a left join detection_rule r using (detection_rule_id)
            where a.alert_id = $1"#,
         alert_id,
@@ -101,8 +103,10 @@ pub async fn create_for_alert(
                                       join enrichment_provider p using (enrichment_provider_id)
                                       where r.indicator_id = i.indicator_id), '{}'::json))
                               order by i.type, i.value)
-                       from alert_indicator ai join indicator i using (indicator_id)
-                       where ai.alert_id = a.alert_id), '[]'::json),
+                       from indicator i
+                       where i.indicator_id = any(array(
+                           select ai.indicator_id from alert_indicator ai
+                           where ai.alert_id = a.alert_id))), '[]'::json),
                    'detection_rule', (
                        select json_build_object(
                                   'uuid', r.detection_rule_id,

@@ -10,30 +10,25 @@ use uuid::Uuid;
 
 use crate::alert::Malice;
 
-/// The (indicator, provider) pairs among those given whose result is still fresh.
-pub async fn fresh(
-    db: impl PgExecutor<'_>,
-    indicator_ids: &[Uuid],
-    provider_ids: &[Uuid],
-) -> Result<Vec<(Uuid, Uuid)>, sqlx::Error> {
-    let rows = sqlx::query!(
-        "select indicator_id, enrichment_provider_id from enrichment_result
-         where indicator_id = any($1) and enrichment_provider_id = any($2) and expires_at > now()",
-        indicator_ids,
-        provider_ids,
-    )
-    .fetch_all(db)
-    .await?;
-    Ok(rows.into_iter().map(|row| (row.indicator_id, row.enrichment_provider_id)).collect())
+/// What [`claim_lookups`] found for one (indicator, provider) pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LookupClaim {
+    /// A fresh result is stored: nothing to look up.
+    Fresh,
+    /// The caller now holds the lookup and must make it.
+    Claimed,
+    /// Another live claim holds the lookup: wait for its result.
+    HeldElsewhere,
 }
 
-/// Claims the lookups of the given (indicator, provider) pairs, each for its `hold`, except
-/// those another live claim holds. Returns the pairs the caller now holds and must look up.
+/// For each given (indicator, provider) pair without a fresh result, claims its lookup for its
+/// `hold` unless another live claim holds it; returns what became of each pair, in the order
+/// given. One statement: the cache check and the claim are one round trip.
 pub async fn claim_lookups(
     db: impl PgExecutor<'_>,
     pairs: &[(Uuid, Uuid)],
     holds: &[Duration],
-) -> Result<Vec<(Uuid, Uuid)>, sqlx::Error> {
+) -> Result<Vec<LookupClaim>, sqlx::Error> {
     let indicators: Vec<Uuid> = pairs.iter().map(|pair| pair.0).collect();
     let providers: Vec<Uuid> = pairs.iter().map(|pair| pair.1).collect();
     let holds: Vec<PgInterval> = holds
@@ -41,22 +36,49 @@ pub async fn claim_lookups(
         .map(|hold| PgInterval { months: 0, days: 0, microseconds: hold.as_micros() as i64 })
         .collect();
     let rows = sqlx::query!(
-        r#"insert into enrichment_lookup (indicator_id, enrichment_provider_id, claimed_until)
-           select indicator_id, provider_id, now() + hold
-           from unnest($1::uuid[], $2::uuid[], $3::interval[]) as given(indicator_id, provider_id, hold)
-           -- Lock in key order, so two workers claiming overlapping sets cannot deadlock.
-           order by indicator_id, provider_id
-           on conflict on constraint enrichment_lookup_pkey
-           do update set claimed_until = excluded.claimed_until
-           where enrichment_lookup.claimed_until < now()
-           returning indicator_id, enrichment_provider_id"#,
+        r#"with given as (
+               select * from unnest($1::uuid[], $2::uuid[], $3::interval[])
+                   as given(indicator_id, provider_id, hold)
+           ),
+           -- `= any` on both key columns keeps this an index scan whatever the table's size.
+           fresh as (
+               select r.indicator_id, r.enrichment_provider_id as provider_id
+               from enrichment_result r
+               where r.indicator_id = any($1) and r.enrichment_provider_id = any($2)
+                 and r.expires_at > now()
+           ),
+           claimed as (
+               insert into enrichment_lookup (indicator_id, enrichment_provider_id, claimed_until)
+               select indicator_id, provider_id, now() + hold
+               from given
+               where (indicator_id, provider_id) not in (select indicator_id, provider_id from fresh)
+               -- Lock in key order, so two workers claiming overlapping sets cannot deadlock.
+               order by indicator_id, provider_id
+               on conflict on constraint enrichment_lookup_pkey
+               do update set claimed_until = excluded.claimed_until
+               where enrichment_lookup.claimed_until < now()
+               returning indicator_id, enrichment_provider_id as provider_id
+           )
+           select (g.indicator_id, g.provider_id) in (select indicator_id, provider_id from fresh)
+                      as "fresh!",
+                  (g.indicator_id, g.provider_id) in (select indicator_id, provider_id from claimed)
+                      as "claimed!"
+           from unnest($1::uuid[], $2::uuid[]) with ordinality as g(indicator_id, provider_id, position)
+           order by g.position"#,
         &indicators,
         &providers,
         &holds,
     )
     .fetch_all(db)
     .await?;
-    Ok(rows.into_iter().map(|row| (row.indicator_id, row.enrichment_provider_id)).collect())
+    Ok(rows
+        .into_iter()
+        .map(|row| match (row.fresh, row.claimed) {
+            (true, _) => LookupClaim::Fresh,
+            (false, true) => LookupClaim::Claimed,
+            (false, false) => LookupClaim::HeldElsewhere,
+        })
+        .collect())
 }
 
 /// For each pair: whether it has a fresh result, and whether a live claim on its lookup remains.
@@ -126,31 +148,42 @@ pub async fn save(db: impl PgExecutor<'_>, results: &[NewResult]) -> Result<(), 
                                     $6::text[], $7::text[], $8::interval[])
                    as given(indicator_id, provider_id, success, extracted, raw, error, verdict, ttl)
            ),
+           -- Both lookups below are driven by the given keys through the primary keys, so a
+           -- save costs the same however many results are stored.
+           -- A claim is released by expiring it rather than deleting it: the next claim of the
+           -- pair updates the row in place (a HOT update) instead of inserting and deleting
+           -- index entries for every lookup.
            released as (
-               delete from enrichment_lookup l using given
-               where l.indicator_id = given.indicator_id
-                 and l.enrichment_provider_id = given.provider_id
+               update enrichment_lookup l set claimed_until = now()
+               where l.indicator_id = any($1) and l.enrichment_provider_id = any($2)
+                 and (l.indicator_id, l.enrichment_provider_id) in
+                     (select indicator_id, provider_id from given)
            ),
            -- The statement's own inserts are invisible to it: other providers' stored results
            -- plus the given ones make up each indicator's results.
            verdicts as (
-               select indicator_id, max(verdict) as verdict
-               from (select r.indicator_id, r.malice as verdict
-                     from enrichment_result r
-                     where r.success
-                       and r.indicator_id in (select indicator_id from given)
-                       and (r.indicator_id, r.enrichment_provider_id) not in
-                           (select indicator_id, provider_id from given)
-                     union all
-                     select indicator_id, verdict::malice from given where success) as results
-               group by indicator_id
+               select g.indicator_id, max(results.verdict) as verdict
+               from (select distinct indicator_id from given) as g
+               cross join lateral (
+                   select r.malice as verdict
+                   from enrichment_result r
+                   where r.indicator_id = g.indicator_id
+                     and r.success
+                     and not exists (select 1 from given
+                                     where given.indicator_id = r.indicator_id
+                                       and given.provider_id = r.enrichment_provider_id)
+                   union all
+                   select given.verdict::malice from given
+                   where given.indicator_id = g.indicator_id and given.success
+               ) as results
+               group by g.indicator_id
            ),
            judged as (
                update indicator i
                set malice = coalesce(v.verdict, 'Pending')
                from (select distinct indicator_id from given) as g
                left join verdicts v using (indicator_id)
-               where i.indicator_id = g.indicator_id
+               where i.indicator_id = g.indicator_id and i.indicator_id = any($1)
            )
            insert into enrichment_result (indicator_id, enrichment_provider_id, success, extracted,
                                           raw, error, malice, enriched_at, expires_at)
