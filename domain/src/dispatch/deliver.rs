@@ -8,6 +8,7 @@
 //! and 429 fails for good (redeliverable); 408, 429, 5xx, timeouts and connection errors are
 //! retried on [`DELIVERY_SCHEDULE`] (about a day, with jitter) and then fail.
 
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -18,9 +19,10 @@ use sha2::Sha256;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::recorder::AttemptRecorder;
 use crate::outbound::{OutboundPolicy, refusal};
 use crate::secret::SecretKey;
-use crate::store::delivery::{self as delivery_store, Attempt, Outgoing};
+use crate::store::delivery::{self as delivery_store, Attempt, Outgoing, RecordedAttempt};
 
 /// Waits before each retry: 5 s, 30 s, 2 min, 10 min, 30 min, 1 h, 3 h, 6 h, 12 h — the tenth
 /// attempt comes about 23 hours after the first. Each wait is jittered by ±20 %.
@@ -64,6 +66,8 @@ pub struct Deliverer {
     key: SecretKey,
     policy: OutboundPolicy,
     schedule: Vec<Duration>,
+    /// Started on the first delivery, with that call's pool; shared by clones.
+    recorder: Arc<OnceLock<AttemptRecorder>>,
 }
 
 impl Deliverer {
@@ -79,7 +83,7 @@ impl Deliverer {
     ) -> Deliverer {
         let client =
             policy.client_without_redirects(concat!("alertgraph/", env!("CARGO_PKG_VERSION")));
-        Deliverer { client, key, policy, schedule }
+        Deliverer { client, key, policy, schedule, recorder: Arc::default() }
     }
 
     /// Makes one attempt at a delivery and records it.
@@ -166,8 +170,9 @@ impl Deliverer {
             crate::store::agent::deactivate(&mut *tx, outgoing.agent.agent_id, reason).await?;
             tx.commit().await?;
         } else {
-            // One statement, so no transaction to open and commit.
-            delivery_store::record_attempt(db, delivery_id, &attempt, status, next).await?;
+            let recorder = self.recorder.get_or_init(|| AttemptRecorder::spawn(db.clone()));
+            let attempt = RecordedAttempt { delivery_id, attempt, status, next_attempt_at: next };
+            recorder.record(attempt).await?;
         }
         Ok(outcome)
     }

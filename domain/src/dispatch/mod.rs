@@ -19,6 +19,7 @@ use crate::store;
 use crate::targeting::{AlertFacts, TargetingRules, TriggerFilter};
 
 pub mod deliver;
+mod recorder;
 
 pub use deliver::{DELIVERY_SCHEDULE, Deliverer};
 

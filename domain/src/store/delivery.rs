@@ -253,6 +253,75 @@ pub async fn record_attempt(
     Ok(())
 }
 
+/// One attempt to record with [`record_attempts`].
+#[derive(Debug, Clone)]
+pub struct RecordedAttempt {
+    pub delivery_id: Uuid,
+    pub attempt: Attempt,
+    pub status: &'static str,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+/// [`record_attempt`] for many deliveries (each at most once) in one statement.
+pub async fn record_attempts(
+    db: impl PgExecutor<'_>,
+    attempts: &[RecordedAttempt],
+) -> Result<(), sqlx::Error> {
+    let ids: Vec<Uuid> = attempts.iter().map(|a| a.delivery_id).collect();
+    let codes: Vec<Option<i32>> = attempts.iter().map(|a| a.attempt.status_code).collect();
+    let latencies: Vec<i32> = attempts.iter().map(|a| a.attempt.latency_ms).collect();
+    let errors: Vec<Option<&str>> = attempts.iter().map(|a| a.attempt.error.as_deref()).collect();
+    let excerpts: Vec<Option<&str>> =
+        attempts.iter().map(|a| a.attempt.response_excerpt.as_deref()).collect();
+    let statuses: Vec<&str> = attempts.iter().map(|a| a.status).collect();
+    let next: Vec<Option<DateTime<Utc>>> = attempts.iter().map(|a| a.next_attempt_at).collect();
+    sqlx::query!(
+        r#"with given as (
+               select * from unnest($1::uuid[], $2::int[], $3::int[], $4::text[], $5::text[],
+                                    $6::text[], $7::timestamptz[])
+                   as given(delivery_id, status_code, latency_ms, error, excerpt, status,
+                            next_attempt_at)
+           ),
+           tried as (
+               insert into delivery_attempt (delivery_id, attempt, status_code, latency_ms, error,
+                                             response_excerpt)
+               select d.delivery_id, d.attempts + 1, g.status_code, g.latency_ms, g.error,
+                      g.excerpt
+               from delivery d join given g using (delivery_id)
+               where d.delivery_id = any($1)
+           ),
+           moved as (
+               update delivery d
+               set status = g.status, attempts = d.attempts + 1,
+                   last_status_code = g.status_code, last_error = g.error,
+                   next_attempt_at = g.next_attempt_at,
+                   delivered_at = case when g.status = 'delivered' then now()
+                                       else d.delivered_at end,
+                   updated_at = now()
+               from given g
+               where d.delivery_id = g.delivery_id and d.delivery_id = any($1)
+               returning d.delivery_id, d.alert_id, d.agent_id, d.attempts, g.status,
+                         g.status_code, g.error
+           )
+           insert into activity (alert_id, event_type, actor, details)
+           select alert_id, 'delivery.' || status, 'worker',
+                  json_build_object('delivery_id', delivery_id, 'agent_id', agent_id,
+                                    'attempt', attempts, 'status_code', status_code,
+                                    'error', error)
+           from moved"#,
+        &ids,
+        &codes as &[Option<i32>],
+        &latencies,
+        &errors as &[Option<&str>],
+        &excerpts as &[Option<&str>],
+        &statuses as &[&str],
+        &next as &[Option<DateTime<Utc>>],
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 /// Marks a delivery that will not be attempted (its agent was deactivated or deleted).
 pub async fn cancel(
     db: impl PgExecutor<'_>,
