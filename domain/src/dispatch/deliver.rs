@@ -19,7 +19,7 @@ use sha2::Sha256;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::recorder::AttemptRecorder;
+use super::batches::DeliveryBatches;
 use crate::outbound::{OutboundPolicy, refusal};
 use crate::secret::SecretKey;
 use crate::store::delivery::{self as delivery_store, Attempt, Outgoing, RecordedAttempt};
@@ -67,7 +67,7 @@ pub struct Deliverer {
     policy: OutboundPolicy,
     schedule: Vec<Duration>,
     /// Started on the first delivery, with that call's pool; shared by clones.
-    recorder: Arc<OnceLock<AttemptRecorder>>,
+    batches: Arc<OnceLock<DeliveryBatches>>,
 }
 
 impl Deliverer {
@@ -83,13 +83,14 @@ impl Deliverer {
     ) -> Deliverer {
         let client =
             policy.client_without_redirects(concat!("alertgraph/", env!("CARGO_PKG_VERSION")));
-        Deliverer { client, key, policy, schedule, recorder: Arc::default() }
+        Deliverer { client, key, policy, schedule, batches: Arc::default() }
     }
 
     /// Makes one attempt at a delivery and records it.
     #[tracing::instrument(skip_all, fields(delivery.id = %delivery_id))]
     pub async fn deliver(&self, db: &PgPool, delivery_id: Uuid) -> Result<Delivered, sqlx::Error> {
-        let Some(outgoing) = delivery_store::outgoing(db, delivery_id).await? else {
+        let batches = self.batches.get_or_init(|| DeliveryBatches::spawn(db.clone()));
+        let Some(outgoing) = batches.outgoing(delivery_id).await? else {
             return Ok(Delivered::Skipped);
         };
         if matches!(outgoing.status.as_str(), "delivered" | "failed" | "cancelled") {
@@ -170,9 +171,8 @@ impl Deliverer {
             crate::store::agent::deactivate(&mut *tx, outgoing.agent.agent_id, reason).await?;
             tx.commit().await?;
         } else {
-            let recorder = self.recorder.get_or_init(|| AttemptRecorder::spawn(db.clone()));
             let attempt = RecordedAttempt { delivery_id, attempt, status, next_attempt_at: next };
-            recorder.record(attempt).await?;
+            batches.record(attempt).await?;
         }
         Ok(outcome)
     }

@@ -18,8 +18,8 @@ use uuid::Uuid;
 use crate::store;
 use crate::targeting::{AlertFacts, TargetingRules, TriggerFilter};
 
+mod batches;
 pub mod deliver;
-mod recorder;
 
 pub use deliver::{DELIVERY_SCHEDULE, Deliverer};
 

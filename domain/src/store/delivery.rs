@@ -168,37 +168,41 @@ pub struct Outgoing {
     pub agent: crate::store::agent::AgentSecrets,
 }
 
+/// What delivering each of `delivery_ids` needs, for those that exist, in no particular order.
 pub async fn outgoing(
     db: impl PgExecutor<'_>,
-    delivery_id: Uuid,
-) -> Result<Option<Outgoing>, sqlx::Error> {
-    let row = sqlx::query!(
+    delivery_ids: &[Uuid],
+) -> Result<Vec<Outgoing>, sqlx::Error> {
+    let rows = sqlx::query!(
         r#"select d.delivery_id, d.alert_id, d.status, d.attempts, d.payload::text as "body!",
                   g.agent_id, g.name, g.webhook_url, g.auth_header_name, g.auth_header_value,
                   g.signing_secret, g.timeout_seconds, g.is_active
            from delivery d join agent g using (agent_id)
-           where d.delivery_id = $1"#,
-        delivery_id,
+           where d.delivery_id = any($1)"#,
+        delivery_ids,
     )
-    .fetch_optional(db)
+    .fetch_all(db)
     .await?;
-    Ok(row.map(|row| Outgoing {
-        delivery_id: row.delivery_id,
-        alert_id: row.alert_id,
-        status: row.status,
-        attempts: row.attempts,
-        body: row.body,
-        agent: crate::store::agent::AgentSecrets {
-            agent_id: row.agent_id,
-            name: row.name,
-            webhook_url: row.webhook_url,
-            auth_header_name: row.auth_header_name,
-            auth_header_value: row.auth_header_value,
-            signing_secret: row.signing_secret,
-            timeout_seconds: row.timeout_seconds,
-            is_active: row.is_active,
-        },
-    }))
+    Ok(rows
+        .into_iter()
+        .map(|row| Outgoing {
+            delivery_id: row.delivery_id,
+            alert_id: row.alert_id,
+            status: row.status,
+            attempts: row.attempts,
+            body: row.body,
+            agent: crate::store::agent::AgentSecrets {
+                agent_id: row.agent_id,
+                name: row.name,
+                webhook_url: row.webhook_url,
+                auth_header_name: row.auth_header_name,
+                auth_header_value: row.auth_header_value,
+                signing_secret: row.signing_secret,
+                timeout_seconds: row.timeout_seconds,
+                is_active: row.is_active,
+            },
+        })
+        .collect())
 }
 
 /// One attempt's outcome.
