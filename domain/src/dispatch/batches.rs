@@ -3,11 +3,10 @@
 //! statement: at thousands of deliveries a second, two statements per delivery were most of the
 //! database's work.
 
-use sqlx::PgPool;
-use tokio::sync::{mpsc, oneshot};
-
 use std::collections::HashMap;
 
+use sqlx::PgPool;
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::store::delivery::{self as delivery_store, Outgoing, RecordedAttempt};
@@ -15,28 +14,28 @@ use crate::store::delivery::{self as delivery_store, Outgoing, RecordedAttempt};
 /// The most deliveries one statement reads or records.
 const MAX_BATCH: usize = 128;
 
-type Reply = oneshot::Sender<Result<(), sqlx::Error>>;
-type ReadReply = oneshot::Sender<Result<Option<Outgoing>, sqlx::Error>>;
+type Reply<T> = oneshot::Sender<Result<T, sqlx::Error>>;
+type Queue<T, R> = mpsc::UnboundedSender<(T, Reply<R>)>;
 
 /// A handle on the reading and recording tasks, which end when every handle is dropped.
 #[derive(Debug, Clone)]
 pub(super) struct DeliveryBatches {
-    queue: mpsc::UnboundedSender<(RecordedAttempt, Reply)>,
-    reads: mpsc::UnboundedSender<(Uuid, ReadReply)>,
+    records: Queue<RecordedAttempt, ()>,
+    reads: Queue<Uuid, Option<Outgoing>>,
 }
 
-/// The recording task stopped, because the pool was closed.
+/// The batching tasks stopped, because the pool was closed.
 #[derive(Debug, thiserror::Error)]
 #[error("the delivery batching tasks have stopped")]
 struct BatchesStopped;
 
 impl DeliveryBatches {
     pub(super) fn spawn(db: PgPool) -> DeliveryBatches {
-        let (queue, waiting) = mpsc::unbounded_channel();
+        let (records, waiting) = mpsc::unbounded_channel();
         let (reads, asked) = mpsc::unbounded_channel();
         tokio::spawn(record_batches(db.clone(), waiting));
         tokio::spawn(read_batches(db, asked));
-        DeliveryBatches { queue, reads }
+        DeliveryBatches { records, reads }
     }
 
     /// What delivering `delivery_id` needs; `None` when the delivery no longer exists.
@@ -44,21 +43,21 @@ impl DeliveryBatches {
         &self,
         delivery_id: Uuid,
     ) -> Result<Option<Outgoing>, sqlx::Error> {
-        let (reply, read) = oneshot::channel();
-        self.reads.send((delivery_id, reply)).map_err(|_| stopped())?;
-        read.await.map_err(|_| stopped())?
+        ask(&self.reads, delivery_id).await
     }
 
     /// Records one attempt and returns once it is committed.
     pub(super) async fn record(&self, attempt: RecordedAttempt) -> Result<(), sqlx::Error> {
-        let (reply, recorded) = oneshot::channel();
-        self.queue.send((attempt, reply)).map_err(|_| stopped())?;
-        recorded.await.map_err(|_| stopped())?
+        ask(&self.records, attempt).await
     }
 }
 
-fn stopped() -> sqlx::Error {
-    sqlx::Error::Io(std::io::Error::other(BatchesStopped))
+/// Hands `item` to a batching task and waits for its answer.
+async fn ask<T, R>(queue: &Queue<T, R>, item: T) -> Result<R, sqlx::Error> {
+    let stopped = || sqlx::Error::Io(std::io::Error::other(BatchesStopped));
+    let (reply, answered) = oneshot::channel();
+    queue.send((item, reply)).map_err(|_| stopped())?;
+    answered.await.map_err(|_| stopped())?
 }
 
 /// Takes whatever attempts are waiting (up to [`MAX_BATCH`]) and records them in one
@@ -66,11 +65,11 @@ fn stopped() -> sqlx::Error {
 /// attempt fails alone.
 async fn record_batches(
     db: PgPool,
-    mut waiting: mpsc::UnboundedReceiver<(RecordedAttempt, Reply)>,
+    mut waiting: mpsc::UnboundedReceiver<(RecordedAttempt, Reply<()>)>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while waiting.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let (attempts, replies): (Vec<RecordedAttempt>, Vec<Reply>) = batch.drain(..).unzip();
+        let (attempts, replies): (Vec<RecordedAttempt>, Vec<Reply<()>>) = batch.drain(..).unzip();
         if delivery_store::record_attempts(&db, &attempts).await.is_ok() {
             for reply in replies {
                 let _ = reply.send(Ok(()));
@@ -85,7 +84,10 @@ async fn record_batches(
 }
 
 /// Takes whatever reads are waiting (up to [`MAX_BATCH`]) and answers them with one query.
-async fn read_batches(db: PgPool, mut asked: mpsc::UnboundedReceiver<(Uuid, ReadReply)>) {
+async fn read_batches(
+    db: PgPool,
+    mut asked: mpsc::UnboundedReceiver<(Uuid, Reply<Option<Outgoing>>)>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while asked.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let ids: Vec<Uuid> = batch.iter().map(|(id, _)| *id).collect();

@@ -166,7 +166,8 @@ impl Deliverer {
         };
         if attempt.status_code == Some(410) {
             let mut tx = db.begin().await?;
-            delivery_store::record_attempt(&mut *tx, delivery_id, &attempt, status, next).await?;
+            let attempt = RecordedAttempt { delivery_id, attempt, status, next_attempt_at: next };
+            delivery_store::record_attempts(&mut *tx, &[attempt]).await?;
             let reason = "its webhook answered 410 Gone";
             crate::store::agent::deactivate(&mut *tx, outgoing.agent.agent_id, reason).await?;
             tx.commit().await?;

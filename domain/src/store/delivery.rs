@@ -214,50 +214,8 @@ pub struct Attempt {
     pub response_excerpt: Option<String>,
 }
 
-/// Records an attempt and moves the delivery to `status` (`delivered`, `retrying` with
-/// `next_attempt_at`, `failed` or `cancelled`), and logs it on the alert, in one statement.
-pub async fn record_attempt(
-    db: impl PgExecutor<'_>,
-    delivery_id: Uuid,
-    attempt: &Attempt,
-    status: &str,
-    next_attempt_at: Option<DateTime<Utc>>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        r#"with tried as (
-               insert into delivery_attempt (delivery_id, attempt, status_code, latency_ms, error,
-                                             response_excerpt)
-               select $1, attempts + 1, $2, $3, $4, $5 from delivery where delivery_id = $1
-               returning attempt
-           ),
-           moved as (
-               update delivery
-               set status = $6, attempts = attempts + 1, last_status_code = $2, last_error = $4,
-                   next_attempt_at = $7,
-                   delivered_at = case when $6 = 'delivered' then now() else delivered_at end,
-                   updated_at = now()
-               where delivery_id = $1
-               returning alert_id, agent_id, attempts
-           )
-           insert into activity (alert_id, event_type, actor, details)
-           select alert_id, 'delivery.' || $6, 'worker',
-                  json_build_object('delivery_id', $1::uuid, 'agent_id', agent_id,
-                                    'attempt', attempts, 'status_code', $2::int, 'error', $4::text)
-           from moved"#,
-        delivery_id,
-        attempt.status_code,
-        attempt.latency_ms,
-        attempt.error,
-        attempt.response_excerpt,
-        status,
-        next_attempt_at,
-    )
-    .execute(db)
-    .await?;
-    Ok(())
-}
-
-/// One attempt to record with [`record_attempts`].
+/// One attempt to record with [`record_attempts`]: `status` is where the delivery moves
+/// (`delivered`, `retrying` with `next_attempt_at`, `failed` or `cancelled`).
 #[derive(Debug, Clone)]
 pub struct RecordedAttempt {
     pub delivery_id: Uuid,
@@ -266,7 +224,8 @@ pub struct RecordedAttempt {
     pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
-/// [`record_attempt`] for many deliveries (each at most once) in one statement.
+/// Records attempts (at most one per delivery), moves their deliveries to their `status`, and
+/// logs each on its alert, in one statement.
 pub async fn record_attempts(
     db: impl PgExecutor<'_>,
     attempts: &[RecordedAttempt],
