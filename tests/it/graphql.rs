@@ -109,6 +109,41 @@ async fn alerts_sharing_an_ip_are_linked_through_it(db: PgPool) {
         assert_eq!(related[0]["alert"]["id"], **other);
         assert_eq!(related[0]["sharedIndicators"], json!([{"value": "203.0.113.50"}]));
     }
+
+    // Raw payloads and raw provider answers are read only when asked for, by their own loaders.
+    sqlx::query(
+        "insert into enrichment_result (indicator_id, enrichment_provider_id, success, extracted,
+                                        raw, malice, expires_at)
+         select i.indicator_id, p.enrichment_provider_id, true, '{\"country\": \"NL\"}',
+                jsonb_build_object('lookup', jsonb_build_object('name', p.name)), 'Benign',
+                now() + interval '1 hour'
+         from indicator i, enrichment_provider p
+         where i.value = '203.0.113.50' and p.name in ('abuseipdb', 'greynoise')",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    let data = app
+        .graphql(
+            "query($a: ID!, $b: ID!) {
+               a: alert(id: $a) { rawPayload indicators { value enrichments { provider extracted raw } } }
+               b: alert(id: $b) { rawPayload }
+             }",
+            json!({"a": first, "b": second}),
+        )
+        .await;
+    assert_eq!(data["a"]["rawPayload"], json!({"title": "Scan A", "src_ip": "203.0.113.50"}));
+    assert_eq!(data["b"]["rawPayload"]["src_ip"], "203.0.113[.]50");
+    let enrichments = &data["a"]["indicators"][0]["enrichments"];
+    assert_eq!(
+        *enrichments,
+        json!([
+            {"provider": "abuseipdb", "extracted": {"country": "NL"},
+             "raw": {"lookup": {"name": "abuseipdb"}}},
+            {"provider": "greynoise", "extracted": {"country": "NL"},
+             "raw": {"lookup": {"name": "greynoise"}}},
+        ])
+    );
 }
 
 #[sqlx::test(migrator = "domain::MIGRATOR")]

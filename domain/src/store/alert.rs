@@ -93,7 +93,8 @@ fn lock_key(fingerprint: &[u8; 32]) -> i64 {
     i64::from_be_bytes(key)
 }
 
-/// An alert as stored.
+/// An alert as stored, without its raw payload (often the largest part of the row, and read
+/// only when asked for: [`raw_payload`], [`crate::store::graph::raw_payloads`]).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AlertRow {
     pub alert_id: Uuid,
@@ -105,7 +106,6 @@ pub struct AlertRow {
     pub tags: Vec<String>,
     pub status: AlertStatus,
     pub close_classification: Option<String>,
-    pub raw_payload: serde_json::Value,
     pub duplicate_count: i32,
     pub ingested_at: DateTime<Utc>,
     pub enriched_at: Option<DateTime<Utc>>,
@@ -124,7 +124,7 @@ pub async fn get(db: impl PgExecutor<'_>, alert_id: Uuid) -> Result<Option<Alert
         AlertRow,
         r#"select alert_id, title, description, severity as "severity: Severity", source_name,
                   occurred_at, tags, status as "status: AlertStatus", close_classification,
-                  raw_payload as "raw_payload!", duplicate_count, ingested_at, enriched_at,
+                  duplicate_count, ingested_at, enriched_at,
                   enrichment_status as "enrichment_status: EnrichmentStatus",
                   malice as "malice: Malice", malice_override as "malice_override: Malice",
                   detection_rule_id, acknowledged_at, triaged_at, closed_at, updated_at
@@ -240,7 +240,7 @@ pub async fn triage(
         AlertRow,
         r#"select alert_id, title, description, severity as "severity: Severity", source_name,
                   occurred_at, tags, status as "status: AlertStatus", close_classification,
-                  raw_payload as "raw_payload!", duplicate_count, ingested_at, enriched_at,
+                  duplicate_count, ingested_at, enriched_at,
                   enrichment_status as "enrichment_status: EnrichmentStatus",
                   malice as "malice: Malice", malice_override as "malice_override: Malice",
                   detection_rule_id, acknowledged_at, triaged_at, closed_at, updated_at
@@ -276,7 +276,7 @@ pub async fn triage(
            where alert_id = $1
            returning alert_id, title, description, severity as "severity: Severity",
                      source_name, occurred_at, tags, status as "status: AlertStatus",
-                     close_classification, raw_payload as "raw_payload!", duplicate_count,
+                     close_classification, duplicate_count,
                      ingested_at, enriched_at,
                      enrichment_status as "enrichment_status: EnrichmentStatus",
                      malice as "malice: Malice", malice_override as "malice_override: Malice",

@@ -211,11 +211,14 @@ pub async fn save(db: impl PgExecutor<'_>, results: &[NewResult]) -> Result<(), 
 /// A stored result with its provider's name and its indicator.
 #[derive(Debug, Clone)]
 pub struct ResultRow {
+    pub indicator_id: Uuid,
     pub provider: String,
     pub indicator_type: String,
     pub indicator_value: String,
     pub success: bool,
     pub extracted: serde_json::Value,
+    /// The provider's whole answers, by step; `None` when none was stored, and in the graph's
+    /// listings, which leave it out ([`crate::store::graph::results_of_indicators`]).
     pub raw: Option<serde_json::Value>,
     pub error: Option<String>,
     pub malice: Malice,
@@ -230,7 +233,7 @@ pub async fn for_indicator(
 ) -> Result<Vec<ResultRow>, sqlx::Error> {
     sqlx::query_as!(
         ResultRow,
-        r#"select p.name as provider, i.type::text as "indicator_type!", i.value as indicator_value,
+        r#"select i.indicator_id, p.name as provider, i.type::text as "indicator_type!", i.value as indicator_value,
                   r.success, r.extracted, r.raw, r.error, r.malice as "malice: Malice",
                   r.enriched_at, r.expires_at
            from indicator i
@@ -251,7 +254,7 @@ pub async fn for_alert(
 ) -> Result<Vec<ResultRow>, sqlx::Error> {
     sqlx::query_as!(
         ResultRow,
-        r#"select p.name as provider, i.type::text as "indicator_type!", i.value as indicator_value,
+        r#"select i.indicator_id, p.name as provider, i.type::text as "indicator_type!", i.value as indicator_value,
                   r.success, r.extracted, r.raw, r.error, r.malice as "malice: Malice",
                   r.enriched_at, r.expires_at
            from alert_indicator ai

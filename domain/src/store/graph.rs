@@ -12,10 +12,9 @@ use crate::store::enrichment::ResultRow;
 use crate::store::indicator::IndicatorRow;
 
 const ALERT_COLUMNS: &str = "a.alert_id, a.title, a.description, a.severity, a.source_name, \
-     a.occurred_at, a.tags, a.status, a.close_classification, a.raw_payload::jsonb as raw_payload, \
-     a.duplicate_count, a.ingested_at, a.enriched_at, a.enrichment_status, a.malice, \
-     a.malice_override, a.detection_rule_id, a.acknowledged_at, a.triaged_at, a.closed_at, \
-     a.updated_at";
+     a.occurred_at, a.tags, a.status, a.close_classification, a.duplicate_count, a.ingested_at, \
+     a.enriched_at, a.enrichment_status, a.malice, a.malice_override, a.detection_rule_id, \
+     a.acknowledged_at, a.triaged_at, a.closed_at, a.updated_at";
 
 /// What alerts may be filtered on. Empty lists and `None` impose nothing.
 #[derive(Debug, Clone, Default)]
@@ -164,6 +163,20 @@ pub async fn alerts_by_id(
     .await
 }
 
+/// Alerts' raw payloads, as received (the text of the `json` column), for loaders.
+pub async fn raw_payloads(
+    db: impl PgExecutor<'_>,
+    ids: &[Uuid],
+) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"select alert_id, raw_payload::text as "raw!" from alert where alert_id = any($1)"#,
+        ids,
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.alert_id, r.raw)).collect())
+}
+
 /// What indicators may be filtered on.
 #[derive(Debug, Clone, Default)]
 pub struct IndicatorFilter {
@@ -296,42 +309,44 @@ pub async fn indicators_of_alerts(
         .collect())
 }
 
-/// The stored results of many indicators: (indicator id, result), by provider name.
+/// The stored results of many indicators, by indicator and provider name, without `raw`
+/// (left `None`: [`raw_results_of_indicators`] reads it when it is asked for).
 pub async fn results_of_indicators(
     db: impl PgExecutor<'_>,
     indicator_ids: &[Uuid],
-) -> Result<Vec<(Uuid, ResultRow)>, sqlx::Error> {
-    let rows = sqlx::query!(
+) -> Result<Vec<ResultRow>, sqlx::Error> {
+    sqlx::query_as!(
+        ResultRow,
         r#"select r.indicator_id, p.name as provider, i.type::text as "indicator_type!",
-                  i.value as indicator_value, r.success, r.extracted, r.raw, r.error,
+                  i.value as indicator_value, r.success, r.extracted, null::jsonb as raw, r.error,
                   r.malice as "malice: Malice", r.enriched_at, r.expires_at
-           from enrichment_result r
+           from indicator i
+           join lateral (select * from enrichment_result r
+                         where r.indicator_id = i.indicator_id) r on true
            join enrichment_provider p using (enrichment_provider_id)
-           join indicator i using (indicator_id)
-           where r.indicator_id = any($1)
+           where i.indicator_id = any($1)
            order by r.indicator_id, p.name"#,
         indicator_ids,
     )
     .fetch_all(db)
+    .await
+}
+
+/// The providers' whole answers for indicators, by indicator and provider name, for loaders.
+pub async fn raw_results_of_indicators(
+    db: impl PgExecutor<'_>,
+    indicator_ids: &[Uuid],
+) -> Result<Vec<(Uuid, String, Option<serde_json::Value>)>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"select r.indicator_id, p.name as provider, r.raw
+           from enrichment_result r
+           join enrichment_provider p using (enrichment_provider_id)
+           where r.indicator_id = any($1)"#,
+        indicator_ids,
+    )
+    .fetch_all(db)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| {
-            let row = ResultRow {
-                provider: r.provider,
-                indicator_type: r.indicator_type,
-                indicator_value: r.indicator_value,
-                success: r.success,
-                extracted: r.extracted,
-                raw: r.raw,
-                error: r.error,
-                malice: r.malice,
-                enriched_at: r.enriched_at,
-                expires_at: r.expires_at,
-            };
-            (r.indicator_id, row)
-        })
-        .collect())
+    Ok(rows.into_iter().map(|r| (r.indicator_id, r.provider, r.raw)).collect())
 }
 
 /// How many alerts each indicator is linked to.

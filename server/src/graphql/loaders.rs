@@ -71,8 +71,12 @@ key!(/// A detection rule by id.
     RuleById);
 key!(/// The indicators of an alert.
     IndicatorsOf);
-key!(/// The provider results of an indicator.
+key!(/// The provider results of an indicator, without their raw answers.
     ResultsOf);
+key!(/// The raw provider answers for an indicator, by provider name.
+    RawResultsOf);
+key!(/// An alert's payload as received (the JSON text).
+    RawPayloadOf);
 key!(/// How many alerts an indicator appears in.
     AlertCount);
 key!(/// The documents attached to an alert.
@@ -141,7 +145,35 @@ impl Loader<ResultsOf> for GraphLoader {
     async fn load(&self, keys: &[ResultsOf]) -> Result<HashMap<ResultsOf, Self::Value>> {
         let rows =
             graph::results_of_indicators(&self.db, &ids(keys, |k| k.0)).await.map_err(internal)?;
-        Ok(group(rows.into_iter().map(|(indicator, row)| (ResultsOf(indicator), row))))
+        Ok(group(rows.into_iter().map(|row| (ResultsOf(row.indicator_id), row))))
+    }
+}
+
+impl Loader<RawResultsOf> for GraphLoader {
+    type Value = HashMap<String, serde_json::Value>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[RawResultsOf]) -> Result<HashMap<RawResultsOf, Self::Value>> {
+        let rows = graph::raw_results_of_indicators(&self.db, &ids(keys, |k| k.0))
+            .await
+            .map_err(internal)?;
+        let mut loaded: HashMap<RawResultsOf, Self::Value> = HashMap::new();
+        for (indicator, provider, raw) in rows {
+            if let Some(raw) = raw {
+                loaded.entry(RawResultsOf(indicator)).or_default().insert(provider, raw);
+            }
+        }
+        Ok(loaded)
+    }
+}
+
+impl Loader<RawPayloadOf> for GraphLoader {
+    type Value = String;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[RawPayloadOf]) -> Result<HashMap<RawPayloadOf, String>> {
+        let rows = graph::raw_payloads(&self.db, &ids(keys, |k| k.0)).await.map_err(internal)?;
+        Ok(rows.into_iter().map(|(alert, raw)| (RawPayloadOf(alert), raw)).collect())
     }
 }
 

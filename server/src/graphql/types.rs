@@ -10,7 +10,8 @@ use uuid::Uuid;
 
 use super::loaders::{
     ActivityOf, AlertById, AlertCount, DeliveriesOf, DocumentsOf, FindingsOf, IndicatorById,
-    IndicatorsOf, NewestAlertsOf, RelatedOf, ResultsOf, RuleById, load_many, loaders,
+    IndicatorsOf, NewestAlertsOf, RawPayloadOf, RawResultsOf, RelatedOf, ResultsOf, RuleById,
+    load_many, loaders,
 };
 use super::{require, unexpected};
 
@@ -174,8 +175,14 @@ impl Alert {
         self.0.malice_override.map(Into::into)
     }
     /// The payload exactly as the SIEM sent it.
-    async fn raw_payload(&self) -> Json<serde_json::Value> {
-        Json(self.0.raw_payload.clone())
+    async fn raw_payload(&self, ctx: &Context<'_>) -> Result<Json<serde_json::Value>> {
+        let raw = loaders(ctx)?
+            .load_one(RawPayloadOf(self.0.alert_id))
+            .await?
+            .ok_or_else(|| unexpected("the alert vanished"))?;
+        let parsed = serde_json::from_str(&raw)
+            .map_err(|_| unexpected("a stored raw payload is not JSON"))?;
+        Ok(Json(parsed))
     }
     async fn indicators(&self, ctx: &Context<'_>) -> Result<Vec<Indicator>> {
         let rows = loaders(ctx)?.load_one(IndicatorsOf(self.0.alert_id)).await?.unwrap_or_default();
@@ -423,13 +430,17 @@ impl Enrichment {
         self.0.success
     }
     /// The fields the provider's extractions picked out.
-    async fn extracted(&self) -> Json<serde_json::Value> {
-        Json(self.0.extracted.clone())
+    async fn extracted(&self) -> Json<&serde_json::Value> {
+        Json(&self.0.extracted)
     }
     /// The provider's whole answers, by step (scope `enrichments:read`).
     async fn raw(&self, ctx: &Context<'_>) -> Result<Option<Json<serde_json::Value>>> {
         require(ctx, Scope::EnrichmentsRead)?;
-        Ok(self.0.raw.clone().map(Json))
+        if let Some(raw) = &self.0.raw {
+            return Ok(Some(Json(raw.clone())));
+        }
+        let mut raw = loaders(ctx)?.load_one(RawResultsOf(self.0.indicator_id)).await?;
+        Ok(raw.as_mut().and_then(|by_provider| by_provider.remove(&self.0.provider)).map(Json))
     }
     async fn error(&self) -> Option<&str> {
         self.0.error.as_deref()
