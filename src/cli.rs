@@ -24,7 +24,7 @@ use crate::database;
 #[derive(Debug, Parser)]
 #[command(name = "alertgraph", version, about = "The data layer between SIEM alerts and AI agents")]
 pub(crate) struct Cli {
-    /// PostgreSQL URL. Unset: postgres://127.0.0.1:5432/alertgraph, or, for `up`, a private
+    /// PostgreSQL URL. Unset: postgres://127.0.0.1:5432/alertgraph?sslmode=disable, or, for `up`, a private
     /// cluster under ./.alertgraph/pg when nothing answers there.
     #[arg(long, env = "DATABASE_URL", value_name = "DATABASE_URL", global = true)]
     database_url: Option<String>,
