@@ -8,6 +8,7 @@
 pub mod agent;
 pub mod alert;
 pub mod api_key;
+mod batch;
 pub mod context;
 pub mod detection_rule;
 pub mod dispatch;

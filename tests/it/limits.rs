@@ -150,3 +150,46 @@ async fn a_provider_at_a_private_address_is_refused_by_the_ssrf_guard(db: PgPool
     assert!(error.contains("refused by the SSRF guard") && error.contains("loopback"), "{error}");
     assert_eq!(gauge.calls.load(Ordering::SeqCst), 0, "no request left");
 }
+
+/// One statement answers many requests: a provider's free slots go to its requests in order,
+/// and leases released in the same statement free their slots for the requests after them.
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn a_batch_of_requests_shares_each_providers_slots_in_order(db: PgPool) {
+    use domain::store::call_limit::{CallRequest, Grant, exchange};
+    registry::seed_builtin(&db).await.unwrap();
+    let providers: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "select enrichment_provider_id from enrichment_provider where name in ('abuseipdb', 'greynoise') order by name",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    let ask = |provider: uuid::Uuid, wanted: u32, per_minute: Option<u32>| CallRequest {
+        provider_id: provider,
+        wanted,
+        concurrency_limit: 3,
+        rate_limit_per_minute: per_minute,
+        hold: Duration::from_secs(30),
+    };
+    let granted = |grant: &Grant| match grant {
+        Grant::Granted { calls, .. } => *calls,
+        Grant::Wait { .. } => 0,
+    };
+    let (a, b) = (providers[0], providers[1]);
+    let grants = exchange(&db, &[], &[ask(a, 2, None), ask(b, 1, Some(1)), ask(a, 2, None)])
+        .await
+        .unwrap();
+    assert_eq!(grants.iter().map(granted).collect::<Vec<_>>(), [2, 1, 1]);
+
+    // `a` is full and `b` has spent its one call a minute.
+    let full = exchange(&db, &[], &[ask(a, 1, None), ask(b, 1, Some(1))]).await.unwrap();
+    assert_eq!(full[0], Grant::Wait { retry_after: None }, "the concurrency limit holds");
+    let Grant::Wait { retry_after: Some(after) } = full[1] else {
+        panic!("the rate limit says when to retry: {:?}", full[1])
+    };
+    assert!(after > Duration::from_secs(50), "{after:?}");
+
+    // Releasing the two-call lease frees its slots for a request in the same statement.
+    let Grant::Granted { lease_id, .. } = grants[0] else { unreachable!() };
+    let again = exchange(&db, &[lease_id], &[ask(a, 3, None)]).await.unwrap();
+    assert_eq!(again.iter().map(granted).collect::<Vec<_>>(), [2]);
+}

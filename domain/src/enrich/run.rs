@@ -14,7 +14,7 @@
 //! a call within [`EnrichOptions::max_wait`] because the provider's limits are saturated are
 //! recorded as failures (cached for the failure TTL) rather than holding the alert back.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -26,12 +26,13 @@ use sqlx::postgres::PgListener;
 use uuid::Uuid;
 
 use crate::alert::Malice;
+use crate::batch::Batcher;
 use crate::indicator::Indicator;
 use crate::outbound::Outbound;
 use crate::provider::registry::{self, StoredProvider};
 use crate::provider::{AuthValues, Lookup, LookupError, extract, found_verdict, lookup, verdict};
 use crate::secret::SecretKey;
-use crate::store::call_limit::{self, Grant};
+use crate::store::call_limit::{self, CallRequest, Grant};
 use crate::store::enrichment::{self as result_store, LookupClaim, NewResult};
 
 /// The longest `Retry-After` worth waiting for inside a job; a longer one is recorded as a
@@ -46,6 +47,8 @@ const WAIT_POLL: Duration = Duration::from_millis(50);
 
 /// How often a lookup held back by a full concurrency limit asks again.
 const SLOT_POLL: Duration = Duration::from_millis(25);
+/// The most requests one statement claims lookups, grants calls or releases leases for.
+const MAX_BATCH: usize = 128;
 
 /// A provider ready to call: enabled, with all its credentials.
 #[derive(Debug)]
@@ -82,6 +85,101 @@ pub struct Enricher {
     env: BTreeMap<String, String>,
     options: EnrichOptions,
     providers: RwLock<Arc<Vec<Arc<Configured>>>>,
+    /// The statements every concurrent enrichment of this process shares, on the pool given to
+    /// [`Enricher::load`].
+    batches: Batches,
+}
+
+/// Lookup claims, and call grants with lease releases, each gathered from every concurrent
+/// enrichment of the process into one statement ([`Batcher`]).
+#[derive(Debug)]
+struct Batches {
+    claims: Batcher<Vec<(Uuid, Uuid, Duration)>, Vec<LookupClaim>>,
+    calls: Batcher<CallOp, Option<Grant>>,
+}
+
+/// What a lookup asks of its provider's call limits.
+#[derive(Debug)]
+enum CallOp {
+    Acquire(CallRequest),
+    Release(Uuid),
+}
+
+impl Batches {
+    fn spawn(db: &PgPool) -> Batches {
+        let claims = Batcher::spawn(MAX_BATCH, {
+            let db = db.clone();
+            move |requests| claim_batch(db.clone(), requests)
+        });
+        let calls = Batcher::spawn(MAX_BATCH, {
+            let db = db.clone();
+            move |ops| call_batch(db.clone(), ops)
+        });
+        Batches { claims, calls }
+    }
+}
+
+/// Releases and grants calls for several lookups in one statement, releases first: a slot
+/// given back is free for the requests of the same batch.
+async fn call_batch(db: PgPool, ops: Vec<CallOp>) -> Result<Vec<Option<Grant>>, sqlx::Error> {
+    let mut released = Vec::new();
+    let mut requests = Vec::new();
+    for op in &ops {
+        match op {
+            CallOp::Acquire(request) => requests.push(*request),
+            CallOp::Release(lease_id) => released.push(*lease_id),
+        }
+    }
+    let exchanged = call_limit::exchange(&db, &released, &requests).await;
+    if let Err(error) = &exchanged {
+        tracing::warn!(error = %error, leases = released.len(), "releasing call leases failed; they expire by themselves");
+    }
+    let mut grants = exchanged?.into_iter();
+    Ok(ops
+        .iter()
+        .map(|op| match op {
+            CallOp::Acquire(_) => grants.next(),
+            CallOp::Release(_) => None,
+        })
+        .collect())
+}
+
+/// Claims the lookups of several enrichments in one statement. A pair asked for twice goes to
+/// its first asker; the others wait for its result as they would for another worker's.
+async fn claim_batch(
+    db: PgPool,
+    requests: Vec<Vec<(Uuid, Uuid, Duration)>>,
+) -> Result<Vec<Vec<LookupClaim>>, sqlx::Error> {
+    let mut index: HashMap<(Uuid, Uuid), usize> = HashMap::new();
+    let (mut keys, mut holds) = (Vec::new(), Vec::new());
+    for &(indicator, provider, hold) in requests.iter().flatten() {
+        index.entry((indicator, provider)).or_insert_with(|| {
+            keys.push((indicator, provider));
+            holds.push(hold);
+            keys.len() - 1
+        });
+    }
+    let claims = result_store::claim_lookups(&db, &keys, &holds).await?;
+    let mut handed_out = vec![false; keys.len()];
+    Ok(requests
+        .iter()
+        .map(|request| {
+            request
+                .iter()
+                .map(|&(indicator, provider, _)| {
+                    let at = index[&(indicator, provider)];
+                    match claims[at] {
+                        LookupClaim::Claimed if handed_out[at] => LookupClaim::HeldElsewhere,
+                        LookupClaim::Claimed => {
+                            handed_out[at] = true;
+                            LookupClaim::Claimed
+                        }
+                        other => other,
+                    }
+                })
+                .collect()
+        })
+        .collect())
 }
 
 /// What an enrichment run did, for the alert's status and activity log.
@@ -135,8 +233,9 @@ impl Enricher {
         env: BTreeMap<String, String>,
         options: EnrichOptions,
     ) -> Arc<Enricher> {
+        let batches = Batches::spawn(db);
         let enricher =
-            Arc::new(Enricher { client, key, env, options, providers: RwLock::default() });
+            Arc::new(Enricher { client, key, env, options, providers: RwLock::default(), batches });
         enricher.reload(db).await;
         enricher
     }
@@ -214,15 +313,16 @@ impl Enricher {
         // looking up; look that up and store it in one statement, then wait for the pairs other
         // workers hold; take over any whose claim expired without a result.
         while !pending.is_empty() {
-            let keys: Vec<(Uuid, Uuid)> =
-                pending.iter().map(|(id, _, c)| (*id, c.provider.enrichment_provider_id)).collect();
-            let holds: Vec<Duration> = pending
+            let wanted: Vec<(Uuid, Uuid, Duration)> = pending
                 .iter()
-                .map(|(_, indicator, c)| {
-                    call_budget(&c.provider.spec, indicator) + self.options.max_wait + CLAIM_MARGIN
+                .map(|(id, indicator, c)| {
+                    let hold = call_budget(&c.provider.spec, indicator)
+                        + self.options.max_wait
+                        + CLAIM_MARGIN;
+                    (*id, c.provider.enrichment_provider_id, hold)
                 })
                 .collect();
-            let claims = result_store::claim_lookups(db, &keys, &holds).await?;
+            let claims = self.batches.claims.ask(wanted).await?;
             let (mut mine, mut theirs) = (Vec::new(), Vec::new());
             for (entry, claim) in pending.into_iter().zip(claims) {
                 match claim {
@@ -235,7 +335,7 @@ impl Enricher {
                 }
             }
 
-            let results = self.look_up_all(db, &mine).await?;
+            let results = self.look_up_all(&mine).await?;
             result_store::save(db, &results).await?;
             for ((_, _, configured), result) in mine.iter().zip(&results) {
                 let name = configured.provider.spec.provider_name.clone();
@@ -301,7 +401,6 @@ impl Enricher {
     /// them, and returns their results in the order given.
     async fn look_up_all(
         &self,
-        db: &PgPool,
         lookups: &[(Uuid, &Indicator, &Arc<Configured>)],
     ) -> Result<Vec<NewResult>, sqlx::Error> {
         let mut by_provider: BTreeMap<Uuid, Vec<usize>> = BTreeMap::new();
@@ -322,12 +421,13 @@ impl Enricher {
             let give_up_at = Instant::now() + self.options.max_wait;
             let mut done = Vec::with_capacity(positions.len());
             let mut queue = positions.as_slice();
-            let fail_rest = |queue: &[usize], done: &mut Vec<(usize, NewResult)>, reason: String| {
-                done.extend(queue.iter().map(|&position| {
-                    let (indicator_id, indicator, _) = lookups[position];
-                    (position, self.failure(configured, indicator_id, indicator, &reason))
-                }));
-            };
+            let fail_rest =
+                |queue: &[usize], done: &mut Vec<(usize, NewResult)>, reason: String| {
+                    done.extend(queue.iter().map(|&position| {
+                        let (indicator_id, indicator, _) = lookups[position];
+                        (position, self.failure(configured, indicator_id, indicator, &reason))
+                    }));
+                };
             let no_slot = || {
                 format!(
                     "no call slot free within {} s (concurrency limit {})",
@@ -343,15 +443,16 @@ impl Enricher {
                     fail_rest(queue, &mut done, no_slot());
                     break;
                 };
-                let grant = call_limit::acquire(
-                    db,
-                    configured.provider.enrichment_provider_id,
-                    want as u32,
-                    spec.concurrency_limit(),
-                    spec.rate_limit_per_minute,
+                let request = CallRequest {
+                    provider_id: configured.provider.enrichment_provider_id,
+                    wanted: want as u32,
+                    concurrency_limit: spec.concurrency_limit(),
+                    rate_limit_per_minute: spec.rate_limit_per_minute,
                     hold,
-                )
-                .await?;
+                };
+                let grant = self.batches.calls.ask(CallOp::Acquire(request)).await?;
+                // The batch answers every request it was given.
+                let grant = grant.unwrap_or(Grant::Wait { retry_after: None });
                 match grant {
                     Grant::Granted { lease_id, calls } => {
                         let (now, later) = queue.split_at((calls as usize).min(queue.len()));
@@ -361,9 +462,8 @@ impl Enricher {
                         }))
                         .await;
                         drop(local);
-                        if let Err(error) = call_limit::release(db, lease_id).await {
-                            tracing::warn!(error = %error, "releasing a call lease failed; it expires by itself");
-                        }
+                        // Not waited for: a release that fails leaves a lease that expires.
+                        self.batches.calls.tell(CallOp::Release(lease_id));
                         done.extend(now.iter().copied().zip(results));
                         queue = later;
                     }

@@ -1,5 +1,6 @@
 //! Provider call limits shared by every worker: leases on a provider's concurrency limit and
-//! tokens from its per-minute bucket, granted by `acquire_provider_calls` under a row lock.
+//! tokens from its per-minute bucket, granted by `acquire_provider_calls_batch` under a row lock
+//! per provider.
 
 use std::time::Duration;
 
@@ -17,40 +18,56 @@ pub enum Grant {
     Wait { retry_after: Option<Duration> },
 }
 
-/// Asks for up to `wanted` calls to a provider, each of which may run for `hold` at most (after
-/// that, a lease whose worker died frees its slots by itself).
-pub async fn acquire(
-    db: impl PgExecutor<'_>,
-    provider_id: Uuid,
-    wanted: u32,
-    concurrency_limit: u32,
-    rate_limit_per_minute: Option<u32>,
-    hold: Duration,
-) -> Result<Grant, sqlx::Error> {
-    let hold = PgInterval { months: 0, days: 0, microseconds: hold.as_micros() as i64 };
-    let row = sqlx::query!(
-        r#"select lease_id, granted as "granted!", retry_after_ms
-           from acquire_provider_calls($1, $2, $3, $4, $5)"#,
-        provider_id,
-        wanted as i32,
-        concurrency_limit as i32,
-        rate_limit_per_minute.map(|limit| limit as i32),
-        hold,
-    )
-    .fetch_one(db)
-    .await?;
-    Ok(match row.lease_id {
-        Some(lease_id) if row.granted > 0 => Grant::Granted { lease_id, calls: row.granted as u32 },
-        _ => Grant::Wait {
-            retry_after: row.retry_after_ms.map(|ms| Duration::from_millis(ms.max(0) as u64)),
-        },
-    })
+/// A request for up to `wanted` calls to a provider, each of which may run for `hold` at most
+/// (after that, a lease whose worker died frees its slots by itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallRequest {
+    pub provider_id: Uuid,
+    pub wanted: u32,
+    pub concurrency_limit: u32,
+    pub rate_limit_per_minute: Option<u32>,
+    pub hold: Duration,
 }
 
-/// Gives a lease's slots back. Its tokens stay spent: the rate limit counts calls made.
-pub async fn release(db: impl PgExecutor<'_>, lease_id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query!("delete from provider_call_lease where lease_id = $1", lease_id)
-        .execute(db)
-        .await?;
-    Ok(())
+/// Gives `released` leases' slots back, then answers `requests`, in one statement: one grant per
+/// request, in the order given (each provider's slots and tokens go to its requests in that
+/// order). Released leases' tokens stay spent: the rate limit counts calls made.
+pub async fn exchange(
+    db: impl PgExecutor<'_>,
+    released: &[Uuid],
+    requests: &[CallRequest],
+) -> Result<Vec<Grant>, sqlx::Error> {
+    let providers: Vec<Uuid> = requests.iter().map(|r| r.provider_id).collect();
+    let wanted: Vec<i32> = requests.iter().map(|r| r.wanted as i32).collect();
+    let concurrency: Vec<i32> = requests.iter().map(|r| r.concurrency_limit as i32).collect();
+    let per_minute: Vec<Option<i32>> =
+        requests.iter().map(|r| r.rate_limit_per_minute.map(|limit| limit as i32)).collect();
+    let holds: Vec<PgInterval> = requests
+        .iter()
+        .map(|r| PgInterval { months: 0, days: 0, microseconds: r.hold.as_micros() as i64 })
+        .collect();
+    let rows = sqlx::query!(
+        r#"select ordinal as "ordinal!", lease_id, granted as "granted!", retry_after_ms
+           from acquire_provider_calls_batch($1, $2, $3, $4, $5, $6)
+           order by ordinal"#,
+        released,
+        &providers,
+        &wanted,
+        &concurrency,
+        &per_minute as &[Option<i32>],
+        &holds,
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| match row.lease_id {
+            Some(lease_id) if row.granted > 0 => {
+                Grant::Granted { lease_id, calls: row.granted as u32 }
+            }
+            _ => Grant::Wait {
+                retry_after: row.retry_after_ms.map(|ms| Duration::from_millis(ms.max(0) as u64)),
+            },
+        })
+        .collect())
 }

@@ -40,12 +40,16 @@ pub async fn claim_lookups(
                select * from unnest($1::uuid[], $2::uuid[], $3::interval[])
                    as given(indicator_id, provider_id, hold)
            ),
-           -- `= any` on both key columns keeps this an index scan whatever the table's size.
+           -- One primary-key probe per pair (`lateral`), whatever the table's size and however
+           -- stale its statistics: `= any` on each column let the planner AND a bitmap of the
+           -- provider's every result.
            fresh as (
-               select r.indicator_id, r.enrichment_provider_id as provider_id
-               from enrichment_result r
-               where r.indicator_id = any($1) and r.enrichment_provider_id = any($2)
-                 and r.expires_at > now()
+               select g.indicator_id, g.provider_id
+               from given g
+               join lateral (select 1 from enrichment_result r
+                             where r.indicator_id = g.indicator_id
+                               and r.enrichment_provider_id = g.provider_id
+                               and r.expires_at > now()) r on true
            ),
            claimed as (
                insert into enrichment_lookup (indicator_id, enrichment_provider_id, claimed_until)
