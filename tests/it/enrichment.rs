@@ -441,3 +441,55 @@ async fn enrichment_works_with_stored_credentials_after_the_key_is_rotated(db: P
     assert!(results[0].success, "{:?}", results[0].error);
     assert_eq!(results[0].malice.as_str(), "Benign");
 }
+
+/// Several alerts' indicators are upserted and linked in one statement: an indicator two alerts
+/// share is one row linked to both, repeats within an alert count once, and an alert deleted
+/// meanwhile gets its ids but no links.
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn indicators_of_several_alerts_are_upserted_and_linked_together(db: PgPool) {
+    use domain::alert::IndicatorType;
+    use domain::indicator::Indicator;
+    let alerts: Vec<Uuid> = sqlx::query_scalar(
+        "insert into alert (alert_id, title, severity, source_name, occurred_at, raw_payload, fingerprint)
+         select gen_random_uuid(), 'Linked ' || n, 'High', 'generic', now(), '{}'::json,
+                decode(md5(n::text), 'hex')
+         from generate_series(1, 2) n returning alert_id",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    let ip = |value: &str| Indicator { kind: IndicatorType::Ip, value: value.to_owned() };
+    let gone = Uuid::new_v4();
+    let first = [ip("203.0.113.9"), ip("198.51.100.1"), ip("203.0.113.9")];
+    let second = [ip("203.0.113.9"), ip("198.51.100.2")];
+    let linked = domain::store::indicator::upsert_and_link_many(
+        &db,
+        &[(alerts[0], &first[..]), (alerts[1], &second[..]), (gone, &second[..])],
+    )
+    .await
+    .unwrap();
+    let values = |at: usize| linked[at].iter().map(|(_, i)| i.value.as_str()).collect::<Vec<_>>();
+    assert_eq!(values(0), ["198.51.100.1", "203.0.113.9"]);
+    assert_eq!(values(1), ["198.51.100.2", "203.0.113.9"]);
+    assert_eq!(linked[0][1].0, linked[1][1].0, "one row for the shared indicator");
+    assert_eq!(linked[1], linked[2]);
+
+    let links: Vec<(Uuid, String)> = sqlx::query_as(
+        "select ai.alert_id, i.value from alert_indicator ai join indicator i using (indicator_id)
+         order by i.value, ai.alert_id",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    let mut expected = vec![
+        (alerts[0], "198.51.100.1".to_owned()),
+        (alerts[1], "198.51.100.2".to_owned()),
+        (alerts[0], "203.0.113.9".to_owned()),
+        (alerts[1], "203.0.113.9".to_owned()),
+    ];
+    expected.sort_by(|a, b| (a.1.as_str(), a.0).cmp(&(b.1.as_str(), b.0)));
+    assert_eq!(links, expected);
+    let indicators: i64 =
+        sqlx::query_scalar("select count(*) from indicator").fetch_one(&db).await.unwrap();
+    assert_eq!(indicators, 3);
+}

@@ -175,9 +175,8 @@ async fn a_batch_of_requests_shares_each_providers_slots_in_order(db: PgPool) {
         Grant::Wait { .. } => 0,
     };
     let (a, b) = (providers[0], providers[1]);
-    let grants = exchange(&db, &[], &[ask(a, 2, None), ask(b, 1, Some(1)), ask(a, 2, None)])
-        .await
-        .unwrap();
+    let grants =
+        exchange(&db, &[], &[ask(a, 2, None), ask(b, 1, Some(1)), ask(a, 2, None)]).await.unwrap();
     assert_eq!(grants.iter().map(granted).collect::<Vec<_>>(), [2, 1, 1]);
 
     // `a` is full and `b` has spent its one call a minute.

@@ -38,7 +38,7 @@ pub async fn enrich_alert(
     dispatcher: &crate::dispatch::Dispatcher,
     job: &EnrichAlert,
 ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, EnrichError> {
-    let linked = store::indicator::upsert_and_link(db, job.alert_id, &job.indicators).await?;
+    let linked = enricher.link(job.alert_id, &job.indicators).await?;
     let summary = enricher.enrich(db, &linked).await?;
     let status = if summary.succeeded.is_empty() && !summary.failed.is_empty() {
         EnrichmentStatus::Failed

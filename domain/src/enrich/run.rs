@@ -90,10 +90,11 @@ pub struct Enricher {
     batches: Batches,
 }
 
-/// Lookup claims, and call grants with lease releases, each gathered from every concurrent
-/// enrichment of the process into one statement ([`Batcher`]).
+/// Indicator upserts and links, lookup claims, and call grants with lease releases, each
+/// gathered from every concurrent enrichment of the process into one statement ([`Batcher`]).
 #[derive(Debug)]
 struct Batches {
+    links: Batcher<(Uuid, Vec<Indicator>), Vec<(Uuid, Indicator)>>,
     claims: Batcher<Vec<(Uuid, Uuid, Duration)>, Vec<LookupClaim>>,
     calls: Batcher<CallOp, Option<Grant>>,
 }
@@ -107,6 +108,19 @@ enum CallOp {
 
 impl Batches {
     fn spawn(db: &PgPool) -> Batches {
+        let links = Batcher::spawn(MAX_BATCH, {
+            let db = db.clone();
+            move |alerts: Vec<(Uuid, Vec<Indicator>)>| {
+                let db = db.clone();
+                async move {
+                    let given: Vec<(Uuid, &[Indicator])> = alerts
+                        .iter()
+                        .map(|(id, indicators)| (*id, indicators.as_slice()))
+                        .collect();
+                    crate::store::indicator::upsert_and_link_many(&db, &given).await
+                }
+            }
+        });
         let claims = Batcher::spawn(MAX_BATCH, {
             let db = db.clone();
             move |requests| claim_batch(db.clone(), requests)
@@ -115,7 +129,7 @@ impl Batches {
             let db = db.clone();
             move |ops| call_batch(db.clone(), ops)
         });
-        Batches { claims, calls }
+        Batches { links, claims, calls }
     }
 }
 
@@ -284,6 +298,19 @@ impl Enricher {
 
     fn snapshot(&self) -> Arc<Vec<Arc<Configured>>> {
         self.providers.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    /// Upserts an alert's indicators and links them to it (with other enrichments' in one
+    /// statement), returning each with its id.
+    pub async fn link(
+        &self,
+        alert_id: Uuid,
+        indicators: &[Indicator],
+    ) -> Result<Vec<(Uuid, Indicator)>, sqlx::Error> {
+        if indicators.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.batches.links.ask((alert_id, indicators.to_vec())).await
     }
 
     /// Looks up every (indicator, provider) pair that has no fresh result and stores the

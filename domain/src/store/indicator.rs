@@ -17,42 +17,83 @@ pub async fn upsert_and_link(
     alert_id: Uuid,
     indicators: &[Indicator],
 ) -> Result<Vec<(Uuid, Indicator)>, sqlx::Error> {
-    if indicators.is_empty() {
-        return Ok(Vec::new());
+    let mut linked = upsert_and_link_many(db, &[(alert_id, indicators)]).await?;
+    Ok(linked.pop().unwrap_or_default())
+}
+
+/// [`upsert_and_link`] for several alerts in one statement: each distinct indicator is upserted
+/// once, in (type, value) order, and linked to every alert that has it. Returns each alert's
+/// indicators with their ids, in the order given, without duplicates.
+pub async fn upsert_and_link_many(
+    db: impl PgExecutor<'_>,
+    alerts: &[(Uuid, &[Indicator])],
+) -> Result<Vec<Vec<(Uuid, Indicator)>>, sqlx::Error> {
+    let mut distinct: Vec<&Indicator> = alerts.iter().flat_map(|(_, given)| given.iter()).collect();
+    if distinct.is_empty() {
+        return Ok(vec![Vec::new(); alerts.len()]);
     }
-    let mut sorted: Vec<&Indicator> = indicators.iter().collect();
-    sorted.sort();
-    sorted.dedup();
-    let kinds: Vec<&str> = sorted.iter().map(|i| i.kind.as_str()).collect();
-    let values: Vec<&str> = sorted.iter().map(|i| i.value.as_str()).collect();
+    distinct.sort();
+    distinct.dedup();
+    let kinds: Vec<&str> = distinct.iter().map(|i| i.kind.as_str()).collect();
+    let values: Vec<&str> = distinct.iter().map(|i| i.value.as_str()).collect();
+    let position: std::collections::HashMap<&Indicator, i32> =
+        distinct.iter().enumerate().map(|(at, indicator)| (*indicator, at as i32 + 1)).collect();
+    let (mut link_alerts, mut link_positions) = (Vec::new(), Vec::new());
+    for (alert_id, given) in alerts {
+        for indicator in given.iter() {
+            link_alerts.push(*alert_id);
+            link_positions.push(position[indicator]);
+        }
+    }
     let rows = sqlx::query!(
-        r#"with upserted as (
+        r#"with given as (
+               select * from unnest($1::text[], $2::text[]) with ordinality
+                   as given(kind, value, position)
+           ),
+           upserted as (
                insert into indicator (type, value)
-               select kind::indicator_type, value
-               from unnest($2::text[], $3::text[]) with ordinality as given(kind, value, position)
+               select kind::indicator_type, value from given
                order by position
                on conflict on constraint indicator_type_value_key
                do update set last_seen = greatest(indicator.last_seen, excluded.last_seen)
                returning indicator_id, type, value
            ),
+           numbered as (
+               select u.indicator_id, g.position
+               from upserted u join given g on g.kind = u.type::text and g.value = u.value
+           ),
            linked as (
                insert into alert_indicator (alert_id, indicator_id)
-               select $1, indicator_id from upserted
+               select distinct l.alert_id, n.indicator_id
+               from unnest($3::uuid[], $4::int[]) as l(alert_id, position)
+               join numbered n on n.position = l.position
                -- An alert deleted after ingest is reported by `finish_enrichment`, not as a
                -- foreign-key error here.
-               where exists (select 1 from alert where alert_id = $1)
+               where exists (select 1 from alert a where a.alert_id = l.alert_id)
                on conflict on constraint alert_indicator_pkey do nothing
            )
-           select indicator_id, type as "kind: IndicatorType", value from upserted"#,
-        alert_id,
+           select n.indicator_id, n.position as "position!" from numbered n"#,
         &kinds as &[&str],
         &values as &[&str],
+        &link_alerts,
+        &link_positions,
     )
     .fetch_all(db)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| (row.indicator_id, Indicator { kind: row.kind, value: row.value }))
+    let mut ids = vec![Uuid::nil(); distinct.len()];
+    for row in rows {
+        ids[row.position as usize - 1] = row.indicator_id;
+    }
+    Ok(alerts
+        .iter()
+        .map(|(_, given)| {
+            let mut mine: Vec<&Indicator> = given.iter().collect();
+            mine.sort();
+            mine.dedup();
+            mine.into_iter()
+                .map(|indicator| (ids[position[indicator] as usize - 1], indicator.clone()))
+                .collect()
+        })
         .collect())
 }
 
