@@ -94,10 +94,13 @@ pub struct Enricher {
 /// gathered from every concurrent enrichment of the process into one statement ([`Batcher`]).
 #[derive(Debug)]
 struct Batches {
-    links: Batcher<(Uuid, Vec<Indicator>), Vec<(Uuid, Indicator)>>,
+    links: Batcher<(Uuid, Vec<Indicator>), Linked>,
     claims: Batcher<Vec<(Uuid, Uuid, Duration)>, Vec<LookupClaim>>,
     calls: Batcher<CallOp, Option<Grant>>,
 }
+
+/// An alert's indicators with their ids.
+type Linked = Vec<(Uuid, Indicator)>;
 
 /// What a lookup asks of its provider's call limits.
 #[derive(Debug)]
