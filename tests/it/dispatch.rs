@@ -486,9 +486,9 @@ async fn a_worker_that_dies_between_enrichment_and_delivery_loses_nothing(db: Pg
     let claimed =
         domain::store::job::claim(&db, 1, Duration::from_secs(60), "doomed").await.unwrap();
     let job: domain::job::EnrichAlert = serde_json::from_value(claimed[0].payload.clone()).unwrap();
-    let mut tx = domain::enrich::enrich_alert(&db, &enricher, &dispatcher, &job).await.unwrap();
-    domain::store::job::complete(&mut tx, claimed[0].job_id, claimed[0].lease_token).await.unwrap();
-    tx.commit().await.unwrap();
+    let finisher = domain::enrich::Finisher::spawn(&db, dispatcher);
+    let lease = (claimed[0].job_id, claimed[0].lease_token);
+    domain::enrich::enrich_alert(&db, &enricher, &finisher, &job, lease).await.unwrap();
     let delivery_job =
         domain::store::job::claim(&db, 1, Duration::from_millis(200), "doomed").await.unwrap();
     assert_eq!(delivery_job[0].kind, "deliver_webhook");
@@ -501,4 +501,57 @@ async fn a_worker_that_dies_between_enrichment_and_delivery_loses_nothing(db: Pg
     run_worker(&db).await;
     assert_eq!(receiver.requests().len(), 1);
     assert_eq!(status_of(&db, "survivor").await, ["delivered"]);
+}
+
+/// Alerts finishing together share a transaction, but a job whose lease another worker took
+/// writes nothing and does not hold back the others of its batch.
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn a_fenced_job_writes_nothing_and_its_batch_still_finishes(db: PgPool) {
+    let db = crate::helpers::wider(&db);
+    let app = spawn_app(db.clone()).await;
+    let (url, receiver) = serve_receiver(&[]).await;
+    create_agent(&db, "batched", &url, json!({})).await;
+    let kept = ingest(&app, "generic", json!({"title": "Kept"}).to_string()).await;
+    let lost = ingest(&app, "generic", json!({"title": "Lost"}).to_string()).await;
+
+    let enricher = crate::helpers::enricher(&db, &[]).await;
+    let (dispatcher, _) = domain::dispatch::Dispatcher::start(&db).await.unwrap();
+    let finisher = domain::enrich::Finisher::spawn(&db, dispatcher);
+    let claimed =
+        domain::store::job::claim(&db, 2, Duration::from_secs(60), "slow").await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    let payload = |at: usize| -> domain::job::EnrichAlert {
+        serde_json::from_value(claimed[at].payload.clone()).unwrap()
+    };
+    // Another worker rescued the job of "Lost": its token changed.
+    let lost_at = usize::from(payload(0).alert_id != lost);
+    sqlx::query("update job set lease_token = gen_random_uuid() where job_id = $1")
+        .bind(claimed[lost_at].job_id)
+        .execute(&db)
+        .await
+        .unwrap();
+    let run = |at: usize| {
+        let (enricher, finisher, db) = (&enricher, &finisher, &db);
+        let job = payload(at);
+        let lease = (claimed[at].job_id, claimed[at].lease_token);
+        async move { domain::enrich::enrich_alert(db, enricher, finisher, &job, lease).await }
+    };
+    let (first, second) = tokio::join!(run(0), run(1));
+    let (kept_result, lost_result) = if lost_at == 0 { (second, first) } else { (first, second) };
+    kept_result.unwrap();
+    assert!(matches!(lost_result, Err(domain::enrich::EnrichError::Fenced)), "{lost_result:?}");
+
+    let statuses: Vec<(Uuid, String)> =
+        sqlx::query_as("select alert_id, enrichment_status::text from alert order by title")
+            .fetch_all(&db)
+            .await
+            .unwrap();
+    assert_eq!(statuses, [(kept, "Enriched".to_owned()), (lost, "Pending".to_owned())]);
+    let deliveries: Vec<Uuid> = sqlx::query_scalar("select alert_id from delivery")
+        .fetch_all(&db)
+        .await
+        .unwrap();
+    assert_eq!(deliveries, [kept], "only the finished alert is delivered");
+    run_worker(&db).await;
+    assert_eq!(receiver.requests().len(), 1);
 }

@@ -1,10 +1,10 @@
 //! The job kinds the pipeline runs, each a thin call into a `domain` stage.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use domain::dispatch::deliver::Delivered;
 use domain::dispatch::{Deliverer, Dispatcher};
-use domain::enrich::{self, EnrichError, Enricher};
+use domain::enrich::{self, EnrichError, Enricher, Finisher};
 use domain::job::{self, DeliverWebhook, EnrichAlert};
 
 use crate::queue::{Handlers, JobContext, JobError};
@@ -15,9 +15,13 @@ pub fn pipeline(
     dispatcher: Arc<Dispatcher>,
     deliverer: Arc<Deliverer>,
 ) -> Handlers {
+    // The finisher writes on the worker's pool, which the first job brings.
+    let finisher: Arc<OnceLock<Finisher>> = Arc::default();
     Handlers::new()
         .register(job::ENRICH_ALERT, move |ctx| {
-            enrich_alert(ctx, enricher.clone(), dispatcher.clone())
+            let finisher =
+                finisher.get_or_init(|| Finisher::spawn(&ctx.db, dispatcher.clone())).clone();
+            enrich_alert(ctx, enricher.clone(), finisher)
         })
         .register(job::DELIVER_WEBHOOK, move |ctx| deliver_webhook(ctx, deliverer.clone()))
 }
@@ -27,19 +31,21 @@ pub fn pipeline(
 async fn enrich_alert(
     ctx: JobContext,
     enricher: Arc<Enricher>,
-    dispatcher: Arc<Dispatcher>,
+    finisher: Finisher,
 ) -> Result<(), JobError> {
     let payload: EnrichAlert = ctx.payload()?;
-    let mut tx =
-        enrich::enrich_alert(&ctx.db, &enricher, &dispatcher, &payload).await.map_err(|error| {
-            match error {
-                EnrichError::AlertGone(_) => JobError::GiveUp(error.to_string()),
-                EnrichError::Db(db) => JobError::from(db),
-            }
-        })?;
-    ctx.complete_in(&mut tx).await?;
-    tx.commit().await?;
-    Ok(())
+    let lease = (ctx.job.job_id, ctx.job.lease_token);
+    match enrich::enrich_alert(&ctx.db, &enricher, &finisher, &payload, lease).await {
+        Ok(()) => {
+            ctx.completed_elsewhere();
+            Ok(())
+        }
+        Err(EnrichError::AlertGone(id)) => {
+            Err(JobError::GiveUp(EnrichError::AlertGone(id).to_string()))
+        }
+        Err(EnrichError::Fenced) => Err(JobError::Fenced),
+        Err(EnrichError::Db(db)) => Err(JobError::from(db)),
+    }
 }
 
 /// Makes one attempt at a delivery; the delivery's own schedule decides when to retry.

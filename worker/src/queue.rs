@@ -125,6 +125,12 @@ impl JobContext {
         self.completed.store(true, Ordering::Release);
         Ok(())
     }
+
+    /// Tells the queue the handler has completed the job itself, fenced by the job's
+    /// `lease_token`, in a transaction that committed (one shared with other jobs' writes).
+    pub fn completed_elsewhere(&self) {
+        self.completed.store(true, Ordering::Release);
+    }
 }
 
 type Handler = Arc<dyn Fn(JobContext) -> BoxFuture<'static, Result<(), JobError>> + Send + Sync>;

@@ -144,22 +144,20 @@ impl Dispatcher {
     }
 
     /// Attaches the matching documents and, when `notify_agents`, creates a delivery per
-    /// matching agent, inside the caller's transaction (after the alert's enrichment was
-    /// written in it). `succeeded`/`failed` name the providers of the enrichment run.
+    /// matching agent, inside the caller's transaction, given the alert's `facts` as its
+    /// enrichment left them in that transaction. `succeeded`/`failed` name the providers of the enrichment run.
     pub async fn contextualize_and_dispatch(
         &self,
         tx: &mut PgConnection,
         alert_id: Uuid,
+        facts: &AlertFacts,
         notify_agents: bool,
         succeeded: &[String],
         failed: &[String],
     ) -> Result<Dispatched, sqlx::Error> {
-        let Some(facts) = store::delivery::alert_facts(&mut *tx, alert_id).await? else {
-            return Ok(Dispatched::default());
-        };
-        let documents = self.matching_documents(&facts);
+        let documents = self.matching_documents(facts);
         store::document::attach(&mut *tx, alert_id, &documents).await?;
-        let agents = if notify_agents { self.matching_agents(&facts) } else { Vec::new() };
+        let agents = if notify_agents { self.matching_agents(facts) } else { Vec::new() };
         let deliveries = if agents.is_empty() {
             Vec::new()
         } else {

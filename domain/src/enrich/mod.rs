@@ -4,9 +4,13 @@
 //! configured provider ([`run`]), then records the detection rule the alert names (created on
 //! first sight, with its readable name and MITRE ids), the alert's verdict (its worst
 //! indicator's) and its enrichment status, attaches its context documents and creates its
-//! deliveries ([`crate::dispatch`]), and completes the job in that same transaction.
+//! deliveries ([`crate::dispatch`]), and completes the job in that same transaction, which it
+//! shares with other alerts finishing at the same time ([`Finisher`]).
+
+use std::sync::Arc;
 
 use sqlx::PgPool;
+use uuid::Uuid;
 
 mod enrichable;
 pub mod run;
@@ -15,6 +19,8 @@ pub use enrichable::is_enrichable;
 pub use run::{EnrichOptions, Enricher};
 
 use crate::alert::EnrichmentStatus;
+use crate::batch::Batcher;
+use crate::dispatch::Dispatcher;
 use crate::job::EnrichAlert;
 use crate::store;
 
@@ -23,21 +29,25 @@ use crate::store;
 pub enum EnrichError {
     /// The job names an alert that no longer exists (deleted after ingest). Not retryable.
     #[error("alert {0} does not exist")]
-    AlertGone(uuid::Uuid),
+    AlertGone(Uuid),
+    /// Another worker holds the job now (this one's lease ran out): nothing was written.
+    #[error("the job's lease was lost to another worker")]
+    Fenced,
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
 
-/// Runs the stage and returns the transaction holding its final writes, uncommitted: the
-/// caller completes its job in it (fenced by the job's lease) and commits, so the alert's status
-/// and the job's completion commit together or not at all.
+/// Runs the stage for the job `lease` holds (its id and fencing token) and completes the job in
+/// the transaction of its final writes, which [`Finisher`] shares with other alerts': the
+/// alert's status and the job's completion commit together or not at all.
 #[tracing::instrument(skip_all, fields(alert.id = %job.alert_id))]
 pub async fn enrich_alert(
     db: &PgPool,
     enricher: &Enricher,
-    dispatcher: &crate::dispatch::Dispatcher,
+    finisher: &Finisher,
     job: &EnrichAlert,
-) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, EnrichError> {
+    lease: (i64, Uuid),
+) -> Result<(), EnrichError> {
     let linked = enricher.link(job.alert_id, &job.indicators).await?;
     let summary = enricher.enrich(db, &linked).await?;
     let status = if summary.succeeded.is_empty() && !summary.failed.is_empty() {
@@ -51,28 +61,140 @@ pub async fn enrich_alert(
         "failed": summary.failed,
         "cached": summary.cached,
     });
-    let mut tx = db.begin().await?;
-    let finished = store::alert::finish_enrichment(
-        &mut *tx,
-        job.alert_id,
-        job.detection_rule.as_ref(),
-        status,
-        &details,
-    )
-    .await?;
-    if !finished {
-        return Err(EnrichError::AlertGone(job.alert_id));
+    let finish = Finish { job: job.clone(), status, details, summary, lease };
+    match finisher.batches.ask(finish).await?? {
+        Finished::Done => Ok(()),
+        Finished::AlertGone => Err(EnrichError::AlertGone(job.alert_id)),
+        Finished::Fenced => Err(EnrichError::Fenced),
     }
-    dispatcher
-        .contextualize_and_dispatch(
-            &mut tx,
+}
+
+/// The most alerts whose final writes share one transaction.
+const MAX_FINISH_BATCH: usize = 64;
+
+/// Writes the stage's outcome for many alerts in one transaction: each alert's verdict, status
+/// and detection rule, its context documents and deliveries ([`Dispatcher`]), and its job's
+/// completion. A commit per batch, not per alert: at hundreds of alerts a second, the begin,
+/// completion and commit of each alert were most of its round trips. If the batch fails, or
+/// one of its jobs was fenced, each alert is retried in a transaction of its own, so one
+/// alert's failure is its own.
+#[derive(Debug, Clone)]
+pub struct Finisher {
+    batches: Batcher<Finish, Result<Finished, sqlx::Error>>,
+}
+
+/// One alert's final writes.
+#[derive(Debug)]
+struct Finish {
+    job: EnrichAlert,
+    status: EnrichmentStatus,
+    details: serde_json::Value,
+    summary: run::RunSummary,
+    lease: (i64, Uuid),
+}
+
+/// What became of one alert's final writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Finished {
+    Done,
+    AlertGone,
+    Fenced,
+}
+
+impl Finisher {
+    /// Starts the task that writes batches on `db`; it ends when every handle is dropped.
+    pub fn spawn(db: &PgPool, dispatcher: Arc<Dispatcher>) -> Finisher {
+        let db = db.clone();
+        let batches = Batcher::spawn(MAX_FINISH_BATCH, move |batch| {
+            finish_batch(db.clone(), dispatcher.clone(), batch)
+        });
+        Finisher { batches }
+    }
+}
+
+async fn finish_batch(
+    db: PgPool,
+    dispatcher: Arc<Dispatcher>,
+    batch: Vec<Finish>,
+) -> Result<Vec<Result<Finished, sqlx::Error>>, sqlx::Error> {
+    // Every batch upserts (and so locks) rules in one order, so two batches naming the same
+    // rules cannot deadlock each other.
+    let mut batch: Vec<(usize, Finish)> = batch.into_iter().enumerate().collect();
+    batch.sort_by(|(_, a), (_, b)| {
+        let key = |f: &Finish| {
+            (f.job.detection_rule.as_ref().map(|r| r.source_rule_id.clone()), f.job.alert_id)
+        };
+        key(a).cmp(&key(b))
+    });
+    let (asked, batch): (Vec<usize>, Vec<Finish>) = batch.into_iter().unzip();
+
+    let outcomes: Vec<Result<Finished, sqlx::Error>> =
+        match finish_together(&db, &dispatcher, &batch).await {
+            Ok(Some(outcomes)) => outcomes.into_iter().map(Ok).collect(),
+            // A job of the batch was fenced, or a write failed: each alert alone.
+            Ok(None) | Err(_) => {
+                let mut outcomes = Vec::with_capacity(batch.len());
+                for finish in &batch {
+                    let alone = finish_together(&db, &dispatcher, std::slice::from_ref(finish));
+                    outcomes.push(alone.await.map(|outcome| match outcome {
+                        Some(mut one) => one.remove(0),
+                        None => Finished::Fenced,
+                    }));
+                }
+                outcomes
+            }
+        };
+    // Back to the order the alerts were asked in.
+    let mut answers: Vec<(usize, Result<Finished, sqlx::Error>)> =
+        asked.into_iter().zip(outcomes).collect();
+    answers.sort_by_key(|(at, _)| *at);
+    Ok(answers.into_iter().map(|(_, outcome)| outcome).collect())
+}
+
+/// Writes `batch` in one transaction; `None`, with nothing written, when one of its jobs was
+/// fenced.
+async fn finish_together(
+    db: &PgPool,
+    dispatcher: &Dispatcher,
+    batch: &[Finish],
+) -> Result<Option<Vec<Finished>>, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut jobs = Vec::with_capacity(batch.len());
+    for finish in batch {
+        let job = &finish.job;
+        let facts = store::alert::finish_enrichment(
+            &mut *tx,
             job.alert_id,
-            job.notify_agents,
-            &summary.succeeded,
-            &summary.failed,
+            job.detection_rule.as_ref(),
+            finish.status,
+            &finish.details,
         )
         .await?;
-    Ok(tx)
+        let Some(facts) = facts else {
+            outcomes.push(Finished::AlertGone);
+            continue;
+        };
+        dispatcher
+            .contextualize_and_dispatch(
+                &mut tx,
+                job.alert_id,
+                &facts,
+                job.notify_agents,
+                &finish.summary.succeeded,
+                &finish.summary.failed,
+            )
+            .await?;
+        jobs.push(finish.lease);
+        outcomes.push(Finished::Done);
+    }
+    let completed = store::job::complete_many(&mut *tx, &jobs).await?;
+    if completed.len() < jobs.len() {
+        tx.rollback().await?;
+        return Ok(None);
+    }
+    tx.commit().await?;
+    Ok(Some(outcomes))
 }
 
 /// Why an on-demand lookup was refused.

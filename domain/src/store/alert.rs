@@ -7,8 +7,9 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgExecutor, postgres::types::PgInterval};
 use uuid::Uuid;
 
-use crate::alert::{AlertStatus, EnrichmentStatus, Malice, Severity, Source};
+use crate::alert::{AlertStatus, EnrichmentStatus, IndicatorType, Malice, Severity, Source};
 use crate::normalize::RuleRef;
+use crate::targeting::AlertFacts;
 
 /// A normalized alert ready to be stored, with the job and the actor that go with it.
 #[derive(Debug, Clone)]
@@ -151,16 +152,17 @@ pub async fn raw_payload(
 /// Records the outcome of the enrichment stage in one statement: creates the detection rule the
 /// alert names the first time its (source, rule id) is seen (an existing rule is never
 /// overwritten: people may have edited it), links it, sets the alert's verdict to that of its
-/// worst indicator, marks it with `status`, and logs the event. Returns `false` when the alert
-/// does not exist.
+/// worst indicator, marks it with `status`, and logs the event. Returns what targeting rules
+/// and trigger filters look at, as the statement left the alert, or `None` when the alert does
+/// not exist.
 pub async fn finish_enrichment(
     db: impl PgExecutor<'_>,
     alert_id: Uuid,
     rule: Option<&RuleRef>,
     status: EnrichmentStatus,
     details: &serde_json::Value,
-) -> Result<bool, sqlx::Error> {
-    let finished = sqlx::query_scalar!(
+) -> Result<Option<AlertFacts>, sqlx::Error> {
+    let row = sqlx::query!(
         r#"with target as (
                select alert_id, source_name from alert where alert_id = $1
            ),
@@ -174,7 +176,7 @@ pub async fn finish_enrichment(
                where $3::text is not null
                on conflict on constraint detection_rule_source_key
                do update set source_rule_id = excluded.source_rule_id
-               returning detection_rule_id
+               returning detection_rule_id, name, source_rule_id, mitre_tactics
            ),
            marked as (
                update alert
@@ -190,13 +192,28 @@ pub async fn finish_enrichment(
                                           select indicator_id from alert_indicator
                                           where alert_id = $1))), 'Pending')
                where alert_id = $1
-               returning alert_id
+               returning alert_id, source_name, severity, tags, title, malice, malice_override,
+                         detection_rule_id
            ),
            logged as (
                insert into activity (alert_id, event_type, actor, details)
                select alert_id, 'alert.enriched', 'worker', $9 from marked
            )
-           select count(*) as "finished!" from marked"#,
+           -- A rule this statement wrote is read from `rule`: the table shows the statement's
+           -- snapshot, from before it.
+           select m.source_name, m.severity as "severity!: Severity", m.tags, m.title,
+                  coalesce(m.malice_override, m.malice) as "malice!: Malice",
+                  coalesce(nr.name, r.name) as "rule_name?",
+                  coalesce(nr.source_rule_id, r.source_rule_id) as "rule_id?",
+                  coalesce(nr.mitre_tactics, r.mitre_tactics, '{}') as "mitre_tactics!",
+                  -- `= any(array(…))` probes the indicators by key, never a scan of them.
+                  array(select distinct i.type from indicator i
+                        where i.indicator_id = any(array(
+                            select ai.indicator_id from alert_indicator ai
+                            where ai.alert_id = m.alert_id))) as "indicator_types!: Vec<IndicatorType>"
+           from marked m
+           left join rule nr on nr.detection_rule_id = m.detection_rule_id
+           left join detection_rule r on r.detection_rule_id = m.detection_rule_id"#,
         alert_id,
         rule.map(|rule| rule.name.as_str()),
         rule.map(|rule| rule.source_rule_id.as_str()),
@@ -207,9 +224,19 @@ pub async fn finish_enrichment(
         status.as_str(),
         details,
     )
-    .fetch_one(db)
+    .fetch_optional(db)
     .await?;
-    Ok(finished == 1)
+    Ok(row.map(|row| AlertFacts {
+        source_name: row.source_name,
+        severity: row.severity,
+        tags: row.tags,
+        title: row.title,
+        detection_rule: row.rule_name,
+        detection_rule_id: row.rule_id,
+        mitre_tactics: row.mitre_tactics,
+        indicator_types: row.indicator_types,
+        malice: row.malice,
+    }))
 }
 
 pub async fn count(db: impl PgExecutor<'_>) -> Result<i64, sqlx::Error> {

@@ -6,42 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
-use crate::alert::{IndicatorType, Malice, Severity};
 use crate::job::DELIVER_WEBHOOK;
-
-/// What targeting rules and trigger filters look at, read in one statement.
-pub async fn alert_facts(
-    db: impl PgExecutor<'_>,
-    alert_id: Uuid,
-) -> Result<Option<crate::targeting::AlertFacts>, sqlx::Error> {
-    let row = sqlx::query!(
-        r#"select a.source_name, a.severity as "severity: Severity", a.tags, a.title,
-                  coalesce(a.malice_override, a.malice) as "malice!: Malice",
-                  r.name as "rule_name?", r.source_rule_id as "rule_id?",
-                  coalesce(r.mitre_tactics, '{}') as "mitre_tactics!",
-                  -- `= any(array(…))` probes the indicators by key, never a scan of them.
-                  array(select distinct i.type from indicator i
-                        where i.indicator_id = any(array(
-                            select ai.indicator_id from alert_indicator ai
-                            where ai.alert_id = a.alert_id))) as "indicator_types!: Vec<IndicatorType>"
-           from alert a left join detection_rule r using (detection_rule_id)
-           where a.alert_id = $1"#,
-        alert_id,
-    )
-    .fetch_optional(db)
-    .await?;
-    Ok(row.map(|row| crate::targeting::AlertFacts {
-        source_name: row.source_name,
-        severity: row.severity,
-        tags: row.tags,
-        title: row.title,
-        detection_rule: row.rule_name,
-        detection_rule_id: row.rule_id,
-        mitre_tactics: row.mitre_tactics,
-        indicator_types: row.indicator_types,
-        malice: row.malice,
-    }))
-}
 
 /// Builds the `alert.enriched` payload (SPEC §5) and creates one delivery, with its job, per
 /// agent, all in one statement. `succeeded` and `failed` name the providers of the enrichment
