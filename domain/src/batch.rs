@@ -5,12 +5,13 @@
 //! parse, plan, round trip and commit, would be most of the database's work.
 
 use std::future::Future;
+use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot};
 
 type Reply<R> = oneshot::Sender<Result<R, sqlx::Error>>;
 
-/// A handle on a batching task, which ends when every handle is dropped.
+/// A handle on batching tasks, which end when every handle is dropped.
 #[derive(Debug)]
 pub(crate) struct Batcher<T, R> {
     queue: mpsc::UnboundedSender<(T, Reply<R>)>,
@@ -27,35 +28,51 @@ impl<T, R> Clone for Batcher<T, R> {
 #[error("the batching task has stopped")]
 struct Stopped;
 
+/// Sends each request its answer, or the batch's error.
+fn answer<R>(answers: Result<Vec<R>, sqlx::Error>, replies: Vec<Reply<R>>) {
+    match answers {
+        Ok(answers) => {
+            for (reply, answer) in replies.into_iter().zip(answers) {
+                let _ = reply.send(Ok(answer));
+            }
+        }
+        Err(error) => {
+            let message = error.to_string();
+            for reply in replies {
+                let _ = reply.send(Err(sqlx::Error::Io(std::io::Error::other(message.clone()))));
+            }
+        }
+    }
+}
+
 impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
-    /// Starts the task. `run` answers a batch with one answer per request, in order; when it
-    /// fails, every request of the batch fails with its message.
-    pub(crate) fn spawn<F, Fut>(max_batch: usize, mut run: F) -> Batcher<T, R>
+    /// Starts `parallel` tasks taking batches from one queue (more than one lets a batch
+    /// gather, or run, while another waits on PostgreSQL). `run` answers a batch with one
+    /// answer per request, in order; when it fails, every request of the batch fails with its
+    /// message.
+    pub(crate) fn spawn<F, Fut>(parallel: usize, max_batch: usize, run: F) -> Batcher<T, R>
     where
-        F: FnMut(Vec<T>) -> Fut + Send + 'static,
+        F: Fn(Vec<T>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Vec<R>, sqlx::Error>> + Send,
     {
-        let (queue, mut waiting) = mpsc::unbounded_channel::<(T, Reply<R>)>();
-        tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(max_batch);
-            while waiting.recv_many(&mut batch, max_batch).await > 0 {
-                let (requests, replies): (Vec<T>, Vec<Reply<R>>) = batch.drain(..).unzip();
-                match run(requests).await {
-                    Ok(answers) => {
-                        for (reply, answer) in replies.into_iter().zip(answers) {
-                            let _ = reply.send(Ok(answer));
-                        }
+        let (queue, waiting) = mpsc::unbounded_channel::<(T, Reply<R>)>();
+        let waiting = Arc::new(Mutex::new(waiting));
+        let run = Arc::new(run);
+        for _ in 0..parallel.max(1) {
+            let (waiting, run) = (waiting.clone(), run.clone());
+            tokio::spawn(async move {
+                let mut batch = Vec::with_capacity(max_batch);
+                loop {
+                    // The next task waits here while this one runs its batch.
+                    let taken = waiting.lock().await.recv_many(&mut batch, max_batch).await;
+                    if taken == 0 {
+                        return;
                     }
-                    Err(error) => {
-                        let message = error.to_string();
-                        for reply in replies {
-                            let _ = reply
-                                .send(Err(sqlx::Error::Io(std::io::Error::other(message.clone()))));
-                        }
-                    }
+                    let (requests, replies): (Vec<T>, Vec<Reply<R>>) = batch.drain(..).unzip();
+                    answer(run(requests).await, replies);
                 }
-            }
-        });
+            });
+        }
         Batcher { queue }
     }
 

@@ -69,8 +69,10 @@ pub async fn enrich_alert(
     }
 }
 
-/// The most alerts whose final writes share one transaction.
-const MAX_FINISH_BATCH: usize = 64;
+/// The most alerts whose final writes share one transaction, and how many such transactions
+/// run at once (each writes its alerts one statement after another).
+const MAX_FINISH_BATCH: usize = 32;
+const PARALLEL_FINISHES: usize = 4;
 
 /// Writes the stage's outcome for many alerts in one transaction: each alert's verdict, status
 /// and detection rule, its context documents and deliveries ([`Dispatcher`]), and its job's
@@ -105,7 +107,7 @@ impl Finisher {
     /// Starts the task that writes batches on `db`; it ends when every handle is dropped.
     pub fn spawn(db: &PgPool, dispatcher: Arc<Dispatcher>) -> Finisher {
         let db = db.clone();
-        let batches = Batcher::spawn(MAX_FINISH_BATCH, move |batch| {
+        let batches = Batcher::spawn(PARALLEL_FINISHES, MAX_FINISH_BATCH, move |batch| {
             finish_batch(db.clone(), dispatcher.clone(), batch)
         });
         Finisher { batches }

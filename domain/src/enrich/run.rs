@@ -47,8 +47,10 @@ const WAIT_POLL: Duration = Duration::from_millis(50);
 
 /// How often a lookup held back by a full concurrency limit asks again.
 const SLOT_POLL: Duration = Duration::from_millis(25);
-/// The most requests one statement claims lookups, grants calls or releases leases for.
+/// The most requests one statement claims lookups, grants calls or releases leases for, and
+/// how many such statements of a kind run at once.
 const MAX_BATCH: usize = 128;
+const PARALLEL_BATCHES: usize = 2;
 
 /// A provider ready to call: enabled, with all its credentials.
 #[derive(Debug)]
@@ -111,7 +113,7 @@ enum CallOp {
 
 impl Batches {
     fn spawn(db: &PgPool) -> Batches {
-        let links = Batcher::spawn(MAX_BATCH, {
+        let links = Batcher::spawn(PARALLEL_BATCHES, MAX_BATCH, {
             let db = db.clone();
             move |alerts: Vec<(Uuid, Vec<Indicator>)>| {
                 let db = db.clone();
@@ -124,11 +126,11 @@ impl Batches {
                 }
             }
         });
-        let claims = Batcher::spawn(MAX_BATCH, {
+        let claims = Batcher::spawn(PARALLEL_BATCHES, MAX_BATCH, {
             let db = db.clone();
             move |requests| claim_batch(db.clone(), requests)
         });
-        let calls = Batcher::spawn(MAX_BATCH, {
+        let calls = Batcher::spawn(PARALLEL_BATCHES, MAX_BATCH, {
             let db = db.clone();
             move |ops| call_batch(db.clone(), ops)
         });
