@@ -517,8 +517,7 @@ async fn a_fenced_job_writes_nothing_and_its_batch_still_finishes(db: PgPool) {
     let enricher = crate::helpers::enricher(&db, &[]).await;
     let (dispatcher, _) = domain::dispatch::Dispatcher::start(&db).await.unwrap();
     let finisher = domain::enrich::Finisher::spawn(&db, dispatcher);
-    let claimed =
-        domain::store::job::claim(&db, 2, Duration::from_secs(60), "slow").await.unwrap();
+    let claimed = domain::store::job::claim(&db, 2, Duration::from_secs(60), "slow").await.unwrap();
     assert_eq!(claimed.len(), 2);
     let payload = |at: usize| -> domain::job::EnrichAlert {
         serde_json::from_value(claimed[at].payload.clone()).unwrap()
@@ -547,10 +546,8 @@ async fn a_fenced_job_writes_nothing_and_its_batch_still_finishes(db: PgPool) {
             .await
             .unwrap();
     assert_eq!(statuses, [(kept, "Enriched".to_owned()), (lost, "Pending".to_owned())]);
-    let deliveries: Vec<Uuid> = sqlx::query_scalar("select alert_id from delivery")
-        .fetch_all(&db)
-        .await
-        .unwrap();
+    let deliveries: Vec<Uuid> =
+        sqlx::query_scalar("select alert_id from delivery").fetch_all(&db).await.unwrap();
     assert_eq!(deliveries, [kept], "only the finished alert is delivered");
     run_worker(&db).await;
     assert_eq!(receiver.requests().len(), 1);
