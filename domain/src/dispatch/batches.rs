@@ -6,35 +6,31 @@
 use std::collections::HashMap;
 
 use sqlx::PgPool;
-use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use crate::batch::Batcher;
 use crate::store::delivery::{self as delivery_store, Outgoing, RecordedAttempt};
 
-/// The most deliveries one statement reads or records.
+/// The most deliveries one statement reads or records, and how many such statements of a kind
+/// run at once.
 const MAX_BATCH: usize = 128;
-
-type Reply<T> = oneshot::Sender<Result<T, sqlx::Error>>;
-type Queue<T, R> = mpsc::UnboundedSender<(T, Reply<R>)>;
+const PARALLEL_BATCHES: usize = 2;
 
 /// A handle on the reading and recording tasks, which end when every handle is dropped.
 #[derive(Debug, Clone)]
 pub(super) struct DeliveryBatches {
-    records: Queue<RecordedAttempt, ()>,
-    reads: Queue<Uuid, Option<Outgoing>>,
+    records: Batcher<RecordedAttempt, Result<(), sqlx::Error>>,
+    reads: Batcher<Uuid, Option<Outgoing>>,
 }
-
-/// The batching tasks stopped, because the pool was closed.
-#[derive(Debug, thiserror::Error)]
-#[error("the delivery batching tasks have stopped")]
-struct BatchesStopped;
 
 impl DeliveryBatches {
     pub(super) fn spawn(db: PgPool) -> DeliveryBatches {
-        let (records, waiting) = mpsc::unbounded_channel();
-        let (reads, asked) = mpsc::unbounded_channel();
-        tokio::spawn(record_batches(db.clone(), waiting));
-        tokio::spawn(read_batches(db, asked));
+        let records = Batcher::spawn(PARALLEL_BATCHES, MAX_BATCH, {
+            let db = db.clone();
+            move |attempts| record_batch(db.clone(), attempts)
+        });
+        let reads =
+            Batcher::spawn(PARALLEL_BATCHES, MAX_BATCH, move |ids| read_batch(db.clone(), ids));
         DeliveryBatches { records, reads }
     }
 
@@ -43,70 +39,35 @@ impl DeliveryBatches {
         &self,
         delivery_id: Uuid,
     ) -> Result<Option<Outgoing>, sqlx::Error> {
-        ask(&self.reads, delivery_id).await
+        self.reads.ask(delivery_id).await
     }
 
     /// Records one attempt and returns once it is committed.
     pub(super) async fn record(&self, attempt: RecordedAttempt) -> Result<(), sqlx::Error> {
-        ask(&self.records, attempt).await
+        self.records.ask(attempt).await?
     }
 }
 
-/// Hands `item` to a batching task and waits for its answer.
-async fn ask<T, R>(queue: &Queue<T, R>, item: T) -> Result<R, sqlx::Error> {
-    let stopped = || sqlx::Error::Io(std::io::Error::other(BatchesStopped));
-    let (reply, answered) = oneshot::channel();
-    queue.send((item, reply)).map_err(|_| stopped())?;
-    answered.await.map_err(|_| stopped())?
-}
-
-/// Takes whatever attempts are waiting (up to [`MAX_BATCH`]) and records them in one
-/// statement. If the database refuses the batch, each attempt is recorded alone, so one bad
-/// attempt fails alone.
-async fn record_batches(
+/// Records attempts in one statement. If the database refuses the batch, each attempt is
+/// recorded alone, so one bad attempt fails alone.
+async fn record_batch(
     db: PgPool,
-    mut waiting: mpsc::UnboundedReceiver<(RecordedAttempt, Reply<()>)>,
-) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while waiting.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let (attempts, replies): (Vec<RecordedAttempt>, Vec<Reply<()>>) = batch.drain(..).unzip();
-        if delivery_store::record_attempts(&db, &attempts).await.is_ok() {
-            for reply in replies {
-                let _ = reply.send(Ok(()));
-            }
-            continue;
-        }
-        for (attempt, reply) in attempts.into_iter().zip(replies) {
-            let recorded = delivery_store::record_attempts(&db, std::slice::from_ref(&attempt));
-            let _ = reply.send(recorded.await);
-        }
+    attempts: Vec<RecordedAttempt>,
+) -> Result<Vec<Result<(), sqlx::Error>>, sqlx::Error> {
+    if delivery_store::record_attempts(&db, &attempts).await.is_ok() {
+        return Ok(attempts.iter().map(|_| Ok(())).collect());
     }
+    let mut recorded = Vec::with_capacity(attempts.len());
+    for attempt in &attempts {
+        recorded.push(delivery_store::record_attempts(&db, std::slice::from_ref(attempt)).await);
+    }
+    Ok(recorded)
 }
 
-/// Takes whatever reads are waiting (up to [`MAX_BATCH`]) and answers them with one query.
-async fn read_batches(
-    db: PgPool,
-    mut asked: mpsc::UnboundedReceiver<(Uuid, Reply<Option<Outgoing>>)>,
-) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while asked.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let ids: Vec<Uuid> = batch.iter().map(|(id, _)| *id).collect();
-        match delivery_store::outgoing(&db, &ids).await {
-            Ok(rows) => {
-                let found: HashMap<Uuid, Outgoing> =
-                    rows.into_iter().map(|row| (row.delivery_id, row)).collect();
-                for (id, reply) in batch.drain(..) {
-                    // The same delivery asked twice in a batch gets its row twice.
-                    let _ = reply.send(Ok(found.get(&id).cloned()));
-                }
-            }
-            Err(error) => {
-                let message = error.to_string();
-                for (_, reply) in batch.drain(..) {
-                    let _ =
-                        reply.send(Err(sqlx::Error::Io(std::io::Error::other(message.clone()))));
-                }
-            }
-        }
-    }
+/// Reads deliveries with one query; the same delivery asked twice gets its row twice.
+async fn read_batch(db: PgPool, ids: Vec<Uuid>) -> Result<Vec<Option<Outgoing>>, sqlx::Error> {
+    let rows = delivery_store::outgoing(&db, &ids).await?;
+    let found: HashMap<Uuid, Outgoing> =
+        rows.into_iter().map(|row| (row.delivery_id, row)).collect();
+    Ok(ids.iter().map(|id| found.get(id).cloned()).collect())
 }
