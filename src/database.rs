@@ -90,9 +90,13 @@ fn with_default_user(url: &str) -> String {
     parsed.to_string()
 }
 
+/// A pool of `pool_size` connections, all opened at start (in the background) and kept: a
+/// connection opened under load (TLS, authentication, a new backend, cold statement caches)
+/// stalls the requests waiting for it; measured, it made the dispatch p99 4–5× its median.
 pub(crate) async fn connect(url: &str, pool_size: u32) -> anyhow::Result<PgPool> {
     PgPoolOptions::new()
         .max_connections(pool_size)
+        .min_connections(pool_size)
         .acquire_timeout(Duration::from_secs(10))
         .connect(url)
         .await

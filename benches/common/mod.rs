@@ -35,6 +35,8 @@ impl BenchDatabase {
         }
         let db = PgPoolOptions::new()
             .max_connections(connections)
+            // All opened at start, as `alertgraph` does (`src/database.rs`).
+            .min_connections(connections)
             .connect_with(options.clone().database(name))
             .await
             .unwrap();
