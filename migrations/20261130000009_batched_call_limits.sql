@@ -1,9 +1,15 @@
 -- Releases leases and grants calls for many requests at once (a worker gathers the releases
 -- and requests of all its concurrent lookups; releasing first, in the same statement, lets a
--- slot freed by one lookup go to the next one asked for after it): each provider's budget row is locked once, in provider order (so two batches cannot
--- deadlock), its expired leases dropped and its calls in flight summed once, and its free
--- slots and tokens handed to its requests in the order given. One row per request, by
--- `ordinal` (1-based), with the same meaning as `acquire_provider_calls`'s answer.
+-- slot freed by one lookup go to the next one asked for after it): each provider's budget row
+-- is locked once, in provider order (so two batches cannot deadlock), its expired leases
+-- dropped and its calls in flight summed once, and its free slots and tokens handed to its
+-- requests in the order given. One row per request, by `ordinal` (1-based): `granted` calls
+-- under lease `lease_id`; when none, `retry_after_ms` says when the rate limit lets the next
+-- call go, or is null when the concurrency limit holds it back (the caller polls).
+--
+-- It replaces the one-request `acquire_provider_calls`, which nothing calls any more.
+drop function acquire_provider_calls(uuid, integer, integer, integer, interval);
+
 create function acquire_provider_calls_batch(
     released uuid[],
     providers uuid[],

@@ -145,7 +145,8 @@ impl Dispatcher {
 
     /// Attaches the matching documents and, when `notify_agents`, creates a delivery per
     /// matching agent, inside the caller's transaction, given the alert's `facts` as its
-    /// enrichment left them in that transaction. `succeeded`/`failed` name the providers of the enrichment run.
+    /// enrichment left them in that transaction. `succeeded`/`failed` name the providers of the
+    /// enrichment run.
     pub async fn contextualize_and_dispatch(
         &self,
         tx: &mut PgConnection,

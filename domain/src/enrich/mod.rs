@@ -122,11 +122,8 @@ async fn finish_batch(
     // Every batch upserts (and so locks) rules in one order, so two batches naming the same
     // rules cannot deadlock each other.
     let mut batch: Vec<(usize, Finish)> = batch.into_iter().enumerate().collect();
-    batch.sort_by(|(_, a), (_, b)| {
-        let key = |f: &Finish| {
-            (f.job.detection_rule.as_ref().map(|r| r.source_rule_id.clone()), f.job.alert_id)
-        };
-        key(a).cmp(&key(b))
+    batch.sort_by_cached_key(|(_, f)| {
+        (f.job.detection_rule.as_ref().map(|r| r.source_rule_id.clone()), f.job.alert_id)
     });
     let (asked, batch): (Vec<usize>, Vec<Finish>) = batch.into_iter().unzip();
 

@@ -115,16 +115,7 @@ impl Batches {
     fn spawn(db: &PgPool) -> Batches {
         let links = Batcher::spawn(PARALLEL_BATCHES, MAX_BATCH, {
             let db = db.clone();
-            move |alerts: Vec<(Uuid, Vec<Indicator>)>| {
-                let db = db.clone();
-                async move {
-                    let given: Vec<(Uuid, &[Indicator])> = alerts
-                        .iter()
-                        .map(|(id, indicators)| (*id, indicators.as_slice()))
-                        .collect();
-                    crate::store::indicator::upsert_and_link_many(&db, &given).await
-                }
-            }
+            move |alerts| link_batch(db.clone(), alerts)
         });
         let claims = Batcher::spawn(PARALLEL_BATCHES, MAX_BATCH, {
             let db = db.clone();
@@ -136,6 +127,16 @@ impl Batches {
         });
         Batches { links, claims, calls }
     }
+}
+
+/// Upserts and links the indicators of several alerts in one statement.
+async fn link_batch(
+    db: PgPool,
+    alerts: Vec<(Uuid, Vec<Indicator>)>,
+) -> Result<Vec<Linked>, sqlx::Error> {
+    let given: Vec<(Uuid, &[Indicator])> =
+        alerts.iter().map(|(id, indicators)| (*id, indicators.as_slice())).collect();
+    crate::store::indicator::upsert_and_link_many(&db, &given).await
 }
 
 /// Releases and grants calls for several lookups in one statement, releases first: a slot
