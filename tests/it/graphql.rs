@@ -146,6 +146,108 @@ async fn alerts_sharing_an_ip_are_linked_through_it(db: PgPool) {
     );
 }
 
+/// The names of `type_name`'s fields that take no argument and are scalars or enums.
+async fn leaf_fields(app: &TestApp, type_name: &str) -> Vec<String> {
+    let data = app
+        .graphql(
+            "query($t: String!) { __type(name: $t) { fields { name args { name }
+               type { kind ofType { kind ofType { kind ofType { kind } } } } } } }",
+            json!({"t": type_name}),
+        )
+        .await;
+    let leaf = |mut ty: &Value| loop {
+        match ty["kind"].as_str().unwrap() {
+            "NON_NULL" | "LIST" => ty = &ty["ofType"],
+            kind => return kind == "SCALAR" || kind == "ENUM",
+        }
+    };
+    let fields = data["__type"]["fields"].as_array().unwrap();
+    fields
+        .iter()
+        .filter(|f| f["args"].as_array().unwrap().is_empty() && leaf(&f["type"]))
+        .map(|f| f["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn indicators_and_enrichments_answer_the_same_on_both_resolution_paths(db: PgPool) {
+    // Plain selections are built in one pass; a fragment anywhere in an object's selection
+    // sends it through async-graphql's per-field resolvers. Every leaf field must come out the
+    // same either way.
+    let app = spawn_app(db.clone()).await;
+    let alert = ingest(
+        &app,
+        "generic",
+        json!({"title": "Both paths", "src_ip": "203.0.113.77", "user": "carol@example.com"})
+            .to_string(),
+    )
+    .await;
+    run_worker(&db).await;
+    sqlx::query(
+        "insert into enrichment_result (indicator_id, enrichment_provider_id, success, extracted,
+                                        raw, error, malice, expires_at)
+         select i.indicator_id, p.enrichment_provider_id, p.name = 'abuseipdb',
+                '{\"country\": \"NL\", \"score\": 87, \"tags\": [\"scanner\", null]}',
+                '{\"lookup\": {}}', case when p.name = 'abuseipdb' then null else 'timeout' end,
+                'Suspicious', now() + interval '1 hour'
+         from indicator i, enrichment_provider p
+         where i.value = '203.0.113.77' and p.name in ('abuseipdb', 'greynoise')",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    sqlx::query(
+        "update indicator set malice_override = 'Malicious', first_seen = first_seen - interval '1 day'
+         where value = '203.0.113.77'",
+    )
+        .execute(&db)
+        .await
+        .unwrap();
+
+    let both = |selection: String| {
+        let derived = selection.replacen("__typename", "... { __typename }", 1);
+        let query = |inner: &str| format!("query($id: ID!) {{ alert(id: $id) {{ {inner} }} }}");
+        let (plain, derived) = (query(&selection), query(&derived));
+        let (app, alert) = (&app, &alert);
+        async move {
+            let plain = app.graphql(&plain, json!({"id": alert})).await;
+            let derived = app.graphql(&derived, json!({"id": alert})).await;
+            assert_eq!(plain, derived, "{selection}");
+            plain
+        }
+    };
+    let indicator_fields = leaf_fields(&app, "Indicator").await;
+    let enrichment_fields = leaf_fields(&app, "Enrichment").await;
+    assert!(indicator_fields.len() >= 9 && enrichment_fields.len() >= 8);
+    for field in &indicator_fields {
+        both(format!("indicators {{ __typename {field} v: value value }}")).await;
+    }
+    for field in &enrichment_fields {
+        let data = both(format!(
+            "indicators {{ value enrichments {{ __typename {field} p: provider provider }} }}"
+        ))
+        .await;
+        assert!(data.to_string().contains("203.0.113.77"));
+    }
+    let all = format!(
+        "indicators {{ __typename {} enrichments {{ __typename {} }} }}",
+        indicator_fields.join(" "),
+        enrichment_fields.join(" ")
+    );
+    let data = both(all).await;
+    let ip = data["alert"]["indicators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["value"] == "203.0.113.77")
+        .unwrap();
+    assert_eq!(ip["malice"], "MALICIOUS");
+    assert_eq!(ip["maliceOverride"], "MALICIOUS");
+    assert_eq!(ip["enrichments"].as_array().unwrap().len(), 2);
+    assert_eq!(ip["enrichments"][0]["extracted"]["tags"], json!(["scanner", null]));
+    assert_eq!(ip["enrichments"][1]["error"], "timeout");
+}
+
 #[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn two_hundred_fifty_alerts_page_by_a_hundred_each_exactly_once(db: PgPool) {
     let app = spawn_app(db.clone()).await;

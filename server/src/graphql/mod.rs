@@ -7,6 +7,7 @@
 mod admin;
 mod loaders;
 mod mutation;
+mod plain;
 pub(crate) mod query;
 mod subscription;
 mod types;

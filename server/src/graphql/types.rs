@@ -13,6 +13,7 @@ use super::loaders::{
     IndicatorsOf, NewestAlertsOf, RawPayloadOf, RawResultsOf, RelatedOf, ResultsOf, RuleById,
     load_many, loaders,
 };
+use super::plain::Plain;
 use super::{require, unexpected};
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -184,9 +185,9 @@ impl Alert {
             .map_err(|_| unexpected("a stored raw payload is not JSON"))?;
         Ok(Json(parsed))
     }
-    async fn indicators(&self, ctx: &Context<'_>) -> Result<Vec<Indicator>> {
+    async fn indicators(&self, ctx: &Context<'_>) -> Result<Vec<Plain<Indicator>>> {
         let rows = loaders(ctx)?.load_one(IndicatorsOf(self.0.alert_id)).await?.unwrap_or_default();
-        Ok(rows.into_iter().map(Indicator).collect())
+        Ok(rows.into_iter().map(|row| Plain(Indicator(row))).collect())
     }
     async fn detection_rule(&self, ctx: &Context<'_>) -> Result<Option<DetectionRule>> {
         let Some(id) = self.0.detection_rule_id else { return Ok(None) };
@@ -243,9 +244,10 @@ impl RelatedAlert {
             .ok_or_else(|| unexpected("a related alert vanished"))
     }
     /// The indicators the two alerts have in common.
-    async fn shared_indicators(&self, ctx: &Context<'_>) -> Result<Vec<Indicator>> {
+    async fn shared_indicators(&self, ctx: &Context<'_>) -> Result<Vec<Plain<Indicator>>> {
         let keys: Vec<IndicatorById> = self.shared.iter().copied().map(IndicatorById).collect();
-        Ok(load_many(loaders(ctx)?, keys).await?.into_iter().map(Indicator).collect())
+        let rows = load_many(loaders(ctx)?, keys).await?;
+        Ok(rows.into_iter().map(|row| Plain(Indicator(row))).collect())
     }
 }
 
@@ -283,16 +285,11 @@ impl Indicator {
     }
     /// Whether providers are ever asked about it (public IPs, external domains, …).
     async fn enrichable(&self) -> bool {
-        domain::enrich::is_enrichable(&domain::indicator::Indicator {
-            kind: self.0.kind,
-            value: self.0.value.clone(),
-        })
+        self.is_enrichable()
     }
     /// One result per provider.
-    async fn enrichments(&self, ctx: &Context<'_>) -> Result<Vec<Enrichment>> {
-        let rows =
-            loaders(ctx)?.load_one(ResultsOf(self.0.indicator_id)).await?.unwrap_or_default();
-        Ok(rows.into_iter().map(Enrichment).collect())
+    async fn enrichments(&self, ctx: &Context<'_>) -> Result<Vec<Plain<Enrichment>>> {
+        Ok(self.enrichment_rows(ctx).await?.into_iter().map(Plain).collect())
     }
     /// How many alerts it appears in.
     async fn alert_count(&self, ctx: &Context<'_>) -> Result<i64> {
@@ -400,8 +397,8 @@ impl IndicatorConnection {
             })
             .collect()
     }
-    async fn nodes(&self) -> Vec<Indicator> {
-        self.rows.iter().cloned().map(Indicator).collect()
+    async fn nodes(&self) -> Vec<Plain<Indicator>> {
+        self.rows.iter().cloned().map(|row| Plain(Indicator(row))).collect()
     }
     async fn page_info(&self) -> PageInfo {
         PageInfo {
@@ -414,6 +411,22 @@ impl IndicatorConnection {
     async fn total_count(&self, ctx: &Context<'_>) -> Result<i64> {
         let db = &super::state(ctx)?.db;
         domain::store::graph::count_indicators(db, &self.filter).await.map_err(super::internal)
+    }
+}
+
+impl Indicator {
+    pub(crate) fn is_enrichable(&self) -> bool {
+        domain::enrich::is_enrichable(&domain::indicator::Indicator {
+            kind: self.0.kind,
+            value: self.0.value.clone(),
+        })
+    }
+
+    /// Its providers' results, through the request's loader.
+    pub(crate) async fn enrichment_rows(&self, ctx: &Context<'_>) -> Result<Vec<Enrichment>> {
+        let rows =
+            loaders(ctx)?.load_one(ResultsOf(self.0.indicator_id)).await?.unwrap_or_default();
+        Ok(rows.into_iter().map(Enrichment).collect())
     }
 }
 

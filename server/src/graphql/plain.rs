@@ -1,0 +1,255 @@
+//! One-pass resolution for the objects a query returns by the hundred: indicators and their
+//! provider results.
+//!
+//! async-graphql resolves every selected field of every object as a boxed future of its own,
+//! which costs about as much as the value it produces. When each field selected on an object is
+//! *plain* — a stored value, with no arguments, no directives, no I/O and no scope check — the
+//! object is built here in one synchronous pass instead. Anything else (a fragment, a directive, an
+//! argument, a field such as `raw` or `alerts`) leaves the whole object to the derived resolver,
+//! so this path never changes what a query means, only what it costs. `tests/it/graphql.rs`
+//! checks that both paths give the same answer for every plain field.
+//!
+//! `@skip` and `@include` need no care: async-graphql applies them before resolving. The schema
+//! has no extensions; were one added, its per-field hooks would not run for plain fields.
+
+use std::borrow::Cow;
+
+use async_graphql::indexmap::IndexMap;
+use async_graphql::parser::types::{Field, Selection};
+use async_graphql::registry::Registry;
+use async_graphql::resolver_utils::enum_value;
+use async_graphql::{
+    ContextSelectionSet, Name, OutputType, Positioned, ScalarType, ServerResult, Value,
+};
+
+use super::types::{Enrichment, Indicator, IndicatorType, Malice};
+
+/// An object some of whose fields are plain.
+pub(crate) trait PlainFields: OutputType {
+    /// The names of its plain fields.
+    const PLAIN: &'static [&'static str];
+
+    /// The value of plain field `name` (one of [`Self::PLAIN`]).
+    fn plain_field(&self, name: &str) -> Value;
+}
+
+/// `T` as the schema knows it, resolved in one pass when its selection is all plain.
+#[derive(Debug, Clone)]
+pub(crate) struct Plain<T>(pub T);
+
+impl<T: PlainFields> OutputType for Plain<T> {
+    fn type_name() -> Cow<'static, str> {
+        T::type_name()
+    }
+
+    fn create_type_info(registry: &mut Registry) -> String {
+        T::create_type_info(registry)
+    }
+
+    async fn resolve(
+        &self,
+        ctx: &ContextSelectionSet<'_>,
+        field: &Positioned<Field>,
+    ) -> ServerResult<Value> {
+        match plain_fields::<T>(&ctx.item.node.items) {
+            Some(fields) => Ok(build(&self.0, &fields, |name| self.0.plain_field(name))),
+            None => self.0.resolve(ctx, field).await,
+        }
+    }
+}
+
+/// The selected fields, when every one is plain (or `__typename`).
+fn plain_fields<T: PlainFields>(selection: &[Positioned<Selection>]) -> Option<Vec<&Field>> {
+    selection
+        .iter()
+        .map(|selection| match &selection.node {
+            Selection::Field(field)
+                if field.node.arguments.is_empty()
+                    && field.node.directives.is_empty()
+                    && (field.node.name.node == "__typename"
+                        || T::PLAIN.contains(&field.node.name.node.as_str())) =>
+            {
+                Some(&field.node)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The object with `fields`, each valued by `value` (`__typename` aside). A response key
+/// selected twice keeps its first value, as async-graphql's own merge does for leaves.
+fn build<T: OutputType>(
+    object: &T,
+    fields: &[&Field],
+    mut value: impl FnMut(&str) -> Value,
+) -> Value {
+    let mut map = IndexMap::with_capacity(fields.len());
+    for field in fields {
+        let key: Name = field.response_key().node.clone();
+        if map.contains_key(&key) {
+            continue;
+        }
+        let name = field.name.node.as_str();
+        let resolved = if name == "__typename" {
+            Value::String(object.introspection_type_name().into_owned())
+        } else {
+            value(name)
+        };
+        map.insert(key, resolved);
+    }
+    Value::Object(map)
+}
+
+fn text(value: &str) -> Value {
+    Value::String(value.to_owned())
+}
+
+fn optional<T>(value: Option<T>, to_value: impl FnOnce(T) -> Value) -> Value {
+    value.map_or(Value::Null, to_value)
+}
+
+impl PlainFields for Enrichment {
+    const PLAIN: &'static [&'static str] =
+        &["provider", "success", "extracted", "error", "malice", "enrichedAt", "expiresAt"];
+
+    fn plain_field(&self, name: &str) -> Value {
+        let row = &self.0;
+        match name {
+            "provider" => text(&row.provider),
+            "success" => Value::Boolean(row.success),
+            "extracted" => async_graphql::to_value(&row.extracted).unwrap_or_default(),
+            "error" => optional(row.error.as_deref(), text),
+            "malice" => enum_value(Malice::from(row.malice)),
+            "enrichedAt" => row.enriched_at.to_value(),
+            "expiresAt" => row.expires_at.to_value(),
+            _ => unreachable!("{name} is not a plain field of Enrichment"),
+        }
+    }
+}
+
+impl Indicator {
+    const PLAIN: &'static [&'static str] = &[
+        "id",
+        "type",
+        "value",
+        "firstSeen",
+        "lastSeen",
+        "malice",
+        "computedMalice",
+        "maliceOverride",
+        "enrichable",
+    ];
+
+    fn plain_field(&self, name: &str) -> Value {
+        let row = &self.0;
+        match name {
+            "id" => Value::String(row.indicator_id.to_string()),
+            "type" => enum_value(IndicatorType::from(row.kind)),
+            "value" => text(&row.value),
+            "firstSeen" => row.first_seen.to_value(),
+            "lastSeen" => row.last_seen.to_value(),
+            "malice" => enum_value(Malice::from(row.malice_override.unwrap_or(row.malice))),
+            "computedMalice" => enum_value(Malice::from(row.malice)),
+            "maliceOverride" => optional(row.malice_override, |m| enum_value(Malice::from(m))),
+            "enrichable" => Value::Boolean(self.is_enrichable()),
+            _ => unreachable!("{name} is not a plain field of Indicator"),
+        }
+    }
+}
+
+/// An indicator resolves in one pass when its selection is plain fields plus, optionally,
+/// `enrichments` with a plain selection: the results come from the request's loader as usual,
+/// and are built without a future each.
+impl OutputType for Plain<Indicator> {
+    fn type_name() -> Cow<'static, str> {
+        Indicator::type_name()
+    }
+
+    fn create_type_info(registry: &mut Registry) -> String {
+        Indicator::create_type_info(registry)
+    }
+
+    async fn resolve(
+        &self,
+        ctx: &ContextSelectionSet<'_>,
+        field: &Positioned<Field>,
+    ) -> ServerResult<Value> {
+        let Some(plan) = IndicatorPlan::of(&ctx.item.node.items) else {
+            return self.0.resolve(ctx, field).await;
+        };
+        let mut enrichments = None;
+        if let Some(selected) = plan.enrichments {
+            let ctx_field = ctx.with_field(selected);
+            match self.0.enrichment_rows(&ctx_field).await {
+                Ok(rows) => enrichments = Some((rows, &selected.node.selection_set.node.items)),
+                Err(error) => {
+                    ctx.add_error(ctx_field.set_error_path(error.into_server_error(selected.pos)))
+                }
+            }
+        }
+        let mut map = IndexMap::with_capacity(plan.fields.len());
+        for selected in &plan.fields {
+            let field = &selected.node;
+            let key = field.response_key().node.clone();
+            if map.contains_key(&key) {
+                continue;
+            }
+            let value = match field.name.node.as_str() {
+                "__typename" => Value::String(self.0.introspection_type_name().into_owned()),
+                "enrichments" => match &enrichments {
+                    Some((rows, selection)) => {
+                        let fields = plain_fields::<Enrichment>(selection)
+                            .expect("the plan checked the selection");
+                        Value::List(
+                            rows.iter()
+                                .map(|row| build(row, &fields, |name| row.plain_field(name)))
+                                .collect(),
+                        )
+                    }
+                    // The error is recorded; the field is left out, as async-graphql does.
+                    None => continue,
+                },
+                name => self.0.plain_field(name),
+            };
+            map.insert(key, value);
+        }
+        Ok(Value::Object(map))
+    }
+}
+
+/// What an indicator's selection asks for, when it can be resolved in one pass.
+struct IndicatorPlan<'a> {
+    fields: Vec<&'a Positioned<Field>>,
+    /// The `enrichments` field, when selected (the first one; a second must select the same).
+    enrichments: Option<&'a Positioned<Field>>,
+}
+
+impl<'a> IndicatorPlan<'a> {
+    fn of(selection: &'a [Positioned<Selection>]) -> Option<Self> {
+        let mut plan =
+            IndicatorPlan { fields: Vec::with_capacity(selection.len()), enrichments: None };
+        for selection in selection {
+            let Selection::Field(field) = &selection.node else { return None };
+            let node = &field.node;
+            if !node.arguments.is_empty() || !node.directives.is_empty() {
+                return None;
+            }
+            match node.name.node.as_str() {
+                "__typename" => {}
+                "enrichments" => {
+                    plain_fields::<Enrichment>(&node.selection_set.node.items)?;
+                    if plan.enrichments.is_some() {
+                        // Two selections of the list merge field by field: leave that to
+                        // async-graphql.
+                        return None;
+                    }
+                    plan.enrichments = Some(field);
+                }
+                name if Indicator::PLAIN.contains(&name) => {}
+                _ => return None,
+            }
+            plan.fields.push(field);
+        }
+        Some(plan)
+    }
+}
