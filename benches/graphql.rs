@@ -4,6 +4,9 @@
 //! (a) `alerts(first: 50)` filtered by severity, (b) 50 alerts → indicators → enrichments,
 //! (c) `indicator(type, value) { alerts(first: 20) }`. Then 1,000 WebSocket subscribers wait for
 //! one `alertUpdated` event: p99 from the commit to each subscriber's receipt.
+//!
+//! Arguments name the parts to run (`a`, `b`, `c`, `fan-out`); none runs them all:
+//! `cargo bench --bench graphql -- b`.
 
 mod common;
 
@@ -23,6 +26,8 @@ const SUBSCRIBERS: usize = 1000;
 
 #[tokio::main]
 async fn main() {
+    let chosen: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let runs = |part: &str| chosen.is_empty() || chosen.iter().any(|c| c == part);
     let bench = common::BenchDatabase::create("alertgraph_bench_graphql", 32).await;
     let db = bench.db.clone();
     let loading = Instant::now();
@@ -92,6 +97,9 @@ async fn main() {
     ];
     println!("GraphQL benchmark: {CLIENTS} concurrent clients, {SECONDS} s per query");
     for (name, query) in cases {
+        if !runs(&name[1..2]) {
+            continue;
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let started = Instant::now();
         let workers: Vec<_> = (0..CLIENTS)
@@ -143,6 +151,10 @@ async fn main() {
         );
     }
 
+    if !runs("fan-out") {
+        bench.drop().await;
+        return;
+    }
     // Fan-out: 1,000 subscribers, one event.
     let mut sockets = Vec::new();
     for _ in 0..SUBSCRIBERS {

@@ -187,7 +187,8 @@ async fn indicators_and_enrichments_answer_the_same_on_both_resolution_paths(db:
         "insert into enrichment_result (indicator_id, enrichment_provider_id, success, extracted,
                                         raw, error, malice, expires_at)
          select i.indicator_id, p.enrichment_provider_id, p.name = 'abuseipdb',
-                '{\"country\": \"NL\", \"score\": 87, \"tags\": [\"scanner\", null]}',
+                '{\"country\": \"NL\", \"score\": 87, \"ratio\": 0.25, \"big\": 1e300,
+                  \"tags\": [\"scanner\", null], \"nested\": {\"a\": [1, {\"b\": true}]}}',
                 '{\"lookup\": {}}', case when p.name = 'abuseipdb' then null else 'timeout' end,
                 'Suspicious', now() + interval '1 hour'
          from indicator i, enrichment_provider p

@@ -221,8 +221,7 @@ pub struct ResultRow {
     pub indicator_value: String,
     pub success: bool,
     pub extracted: serde_json::Value,
-    /// The provider's whole answers, by step; `None` when none was stored, and in the graph's
-    /// listings, which leave it out ([`crate::store::graph::results_of_indicators`]).
+    /// The provider's whole answers, by step; `None` when none was stored.
     pub raw: Option<serde_json::Value>,
     pub error: Option<String>,
     pub malice: Malice,

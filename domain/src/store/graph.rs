@@ -8,7 +8,6 @@ use uuid::Uuid;
 
 use crate::alert::{AlertStatus, IndicatorType, Malice, Severity};
 use crate::store::alert::AlertRow;
-use crate::store::enrichment::ResultRow;
 use crate::store::indicator::IndicatorRow;
 
 const ALERT_COLUMNS: &str = "a.alert_id, a.title, a.description, a.severity, a.source_name, \
@@ -309,22 +308,32 @@ pub async fn indicators_of_alerts(
         .collect())
 }
 
-/// The stored results of many indicators, by indicator and provider name, without `raw`
-/// (left `None`: [`raw_results_of_indicators`] reads it when it is asked for).
+/// One provider's stored result, as the graph lists it: without the raw answers, which are
+/// read only when asked for ([`raw_results_of_indicators`]).
+#[derive(Debug, Clone)]
+pub struct ResultNode {
+    pub indicator_id: Uuid,
+    pub provider: String,
+    pub success: bool,
+    pub extracted: serde_json::Value,
+    pub error: Option<String>,
+    pub malice: Malice,
+    pub enriched_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The results of several indicators, by indicator then provider name, for loaders.
 pub async fn results_of_indicators(
     db: impl PgExecutor<'_>,
     indicator_ids: &[Uuid],
-) -> Result<Vec<ResultRow>, sqlx::Error> {
+) -> Result<Vec<ResultNode>, sqlx::Error> {
     sqlx::query_as!(
-        ResultRow,
-        r#"select r.indicator_id, p.name as provider, i.type::text as "indicator_type!",
-                  i.value as indicator_value, r.success, r.extracted, null::jsonb as raw, r.error,
+        ResultNode,
+        r#"select r.indicator_id, p.name as provider, r.success, r.extracted, r.error,
                   r.malice as "malice: Malice", r.enriched_at, r.expires_at
-           from indicator i
-           join lateral (select * from enrichment_result r
-                         where r.indicator_id = i.indicator_id) r on true
+           from enrichment_result r
            join enrichment_provider p using (enrichment_provider_id)
-           where i.indicator_id = any($1)
+           where r.indicator_id = any($1)
            order by r.indicator_id, p.name"#,
         indicator_ids,
     )

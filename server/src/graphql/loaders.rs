@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{Context, Result};
@@ -139,13 +140,14 @@ impl Loader<IndicatorsOf> for GraphLoader {
 }
 
 impl Loader<ResultsOf> for GraphLoader {
-    type Value = Vec<domain::store::enrichment::ResultRow>;
+    /// Shared: the loader hands each asker a clone of its value.
+    type Value = Vec<Arc<graph::ResultNode>>;
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[ResultsOf]) -> Result<HashMap<ResultsOf, Self::Value>> {
         let rows =
             graph::results_of_indicators(&self.db, &ids(keys, |k| k.0)).await.map_err(internal)?;
-        Ok(group(rows.into_iter().map(|row| (ResultsOf(row.indicator_id), row))))
+        Ok(group(rows.into_iter().map(|row| (ResultsOf(row.indicator_id), Arc::new(row)))))
     }
 }
 

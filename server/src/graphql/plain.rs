@@ -104,6 +104,20 @@ fn text(value: &str) -> Value {
     Value::String(value.to_owned())
 }
 
+/// `value` as `Json<serde_json::Value>` resolves it, without going through a serializer.
+fn json(value: &serde_json::Value) -> Value {
+    match value {
+        serde_json::Value::Null => Value::Null,
+        serde_json::Value::Bool(b) => Value::Boolean(*b),
+        serde_json::Value::Number(n) => Value::Number(n.clone()),
+        serde_json::Value::String(s) => Value::String(s.clone()),
+        serde_json::Value::Array(items) => Value::List(items.iter().map(json).collect()),
+        serde_json::Value::Object(fields) => {
+            Value::Object(fields.iter().map(|(k, v)| (Name::new(k), json(v))).collect())
+        }
+    }
+}
+
 fn optional<T>(value: Option<T>, to_value: impl FnOnce(T) -> Value) -> Value {
     value.map_or(Value::Null, to_value)
 }
@@ -117,7 +131,7 @@ impl PlainFields for Enrichment {
         match name {
             "provider" => text(&row.provider),
             "success" => Value::Boolean(row.success),
-            "extracted" => async_graphql::to_value(&row.extracted).unwrap_or_default(),
+            "extracted" => json(&row.extracted),
             "error" => optional(row.error.as_deref(), text),
             "malice" => enum_value(Malice::from(row.malice)),
             "enrichedAt" => row.enriched_at.to_value(),

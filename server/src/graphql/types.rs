@@ -432,7 +432,7 @@ impl Indicator {
 
 /// One provider's latest result for an indicator.
 #[derive(Debug, Clone)]
-pub(crate) struct Enrichment(pub domain::store::enrichment::ResultRow);
+pub(crate) struct Enrichment(pub std::sync::Arc<domain::store::graph::ResultNode>);
 
 #[Object]
 impl Enrichment {
@@ -449,9 +449,6 @@ impl Enrichment {
     /// The provider's whole answers, by step (scope `enrichments:read`).
     async fn raw(&self, ctx: &Context<'_>) -> Result<Option<Json<serde_json::Value>>> {
         require(ctx, Scope::EnrichmentsRead)?;
-        if let Some(raw) = &self.0.raw {
-            return Ok(Some(Json(raw.clone())));
-        }
         let mut raw = loaders(ctx)?.load_one(RawResultsOf(self.0.indicator_id)).await?;
         Ok(raw.as_mut().and_then(|by_provider| by_provider.remove(&self.0.provider)).map(Json))
     }
