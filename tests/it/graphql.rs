@@ -178,8 +178,9 @@ async fn indicators_and_enrichments_answer_the_same_on_both_resolution_paths(db:
     let alert = ingest(
         &app,
         "generic",
-        json!({"title": "Both paths", "src_ip": "203.0.113.77", "user": "carol@example.com"})
-            .to_string(),
+        json!({"title": "Both paths", "src_ip": "203.0.113.77", "user": "carol@example.com",
+               "sha256": SHA256})
+        .to_string(),
     )
     .await;
     run_worker(&db).await;
@@ -247,7 +248,18 @@ async fn indicators_and_enrichments_answer_the_same_on_both_resolution_paths(db:
     assert_eq!(ip["enrichments"].as_array().unwrap().len(), 2);
     assert_eq!(ip["enrichments"][0]["extracted"]["tags"], json!(["scanner", null]));
     assert_eq!(ip["enrichments"][1]["error"], "timeout");
+
+    // Hash types are named as in the SPEC, upper-cased.
+    let data = app
+        .graphql(
+            "query($v: String!) { indicator(type: HASH_SHA256, value: $v) { type value } }",
+            json!({"v": SHA256.to_uppercase()}),
+        )
+        .await;
+    assert_eq!(data["indicator"], json!({"type": "HASH_SHA256", "value": SHA256}));
 }
+
+const SHA256: &str = "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f";
 
 #[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn two_hundred_fifty_alerts_page_by_a_hundred_each_exactly_once(db: PgPool) {

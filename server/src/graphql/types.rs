@@ -59,8 +59,11 @@ pub(crate) enum IndicatorType {
     Ip,
     Domain,
     Url,
+    #[graphql(name = "HASH_MD5")]
     HashMd5,
+    #[graphql(name = "HASH_SHA1")]
     HashSha1,
+    #[graphql(name = "HASH_SHA256")]
     HashSha256,
     Email,
     Account,

@@ -449,4 +449,4 @@ fn parse_resource_uri(uri: &str) -> Result<(&'static ResourceKind, Value), Error
 
 /// The GraphQL names of the indicator types.
 const INDICATOR_TYPES: [&str; 8] =
-    ["IP", "DOMAIN", "URL", "HASH_MD_5", "HASH_SHA_1", "HASH_SHA_256", "EMAIL", "ACCOUNT"];
+    ["IP", "DOMAIN", "URL", "HASH_MD5", "HASH_SHA1", "HASH_SHA256", "EMAIL", "ACCOUNT"];
