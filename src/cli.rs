@@ -28,7 +28,8 @@ pub(crate) struct Cli {
     /// cluster under ./.alertgraph/pg when nothing answers there.
     #[arg(long, env = "DATABASE_URL", value_name = "DATABASE_URL", global = true)]
     database_url: Option<String>,
-    /// Connections in the HTTP server's pool (and the pool of one-shot commands).
+    /// Connections in the HTTP server's pool, all opened at start. One-shot commands (`migrate`,
+    /// `api-key`, `secrets`) open at most two.
     #[arg(
         long,
         env = "ALERTGRAPH_DB_POOL_SIZE",
@@ -283,7 +284,10 @@ enum ApiKeyCommand {
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     let starts_embedded = matches!(cli.command, Command::Up { .. });
     let (url, embedded) = database::resolve(cli.database_url.as_deref(), starts_embedded).await?;
-    let db = database::connect(&url, cli.db_pool_size).await?;
+    let one_shot =
+        matches!(cli.command, Command::Migrate | Command::ApiKey(_) | Command::Secrets(_));
+    let pool_size = if one_shot { cli.db_pool_size.min(2) } else { cli.db_pool_size };
+    let db = database::connect(&url, pool_size).await?;
     let result = match cli.command {
         Command::Up { server, worker, shared } => {
             up(&url, db.clone(), server, worker, shared).await

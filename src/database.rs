@@ -116,18 +116,25 @@ async fn ensure_database(url: &str) -> anyhow::Result<()> {
         .connect()
         .await
         .with_context(|| format!("DATABASE_URL: cannot connect to {}", redact(url)))?;
-    let exists: bool =
-        sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
-            .bind(&name)
-            .fetch_one(&mut admin)
-            .await?;
-    if !exists {
+    if !database_exists(&mut admin, &name).await? {
         let create = format!("create database \"{}\"", name.replace('"', "\"\""));
-        sqlx::raw_sql(sqlx::AssertSqlSafe(create)).execute(&mut admin).await?;
-        tracing::info!(database = %name, "created the database");
+        match sqlx::raw_sql(sqlx::AssertSqlSafe(create)).execute(&mut admin).await {
+            Ok(_) => tracing::info!(database = %name, "created the database"),
+            // Another command (`up` and `api-key create` started together, say) created it
+            // first: the catalog's unique index refuses the second `create database`.
+            Err(_) if database_exists(&mut admin, &name).await? => {}
+            Err(error) => return Err(error.into()),
+        }
     }
     admin.close().await?;
     Ok(())
+}
+
+async fn database_exists(admin: &mut sqlx::PgConnection, name: &str) -> sqlx::Result<bool> {
+    sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
+        .bind(name)
+        .fetch_one(admin)
+        .await
 }
 
 fn embedded_url(data_dir: &Path) -> String {

@@ -33,8 +33,22 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 /// code (system indicator mappings, built-in providers), so that upgrades add and update
 /// built-ins without a migration.
 pub async fn migrate(db: &sqlx::PgPool) -> Result<(), sqlx::Error> {
+    use sqlx::Connection;
     MIGRATOR.run(db).await?;
+    // Processes started together (`up` beside `migrate`, replicas) seed one at a time, so each
+    // finds the rows the one before it wrote instead of racing it to insert them. The lock is
+    // held on a connection of its own, which a pool of one could not spare.
+    let mut lock = sqlx::PgConnection::connect_with(&db.connect_options()).await?;
+    sqlx::query("select pg_advisory_lock($1)").bind(SEED_LOCK).execute(&mut lock).await?;
+    let seeded = seed(db).await;
+    lock.close().await?;
+    seeded
+}
+
+/// The advisory lock key seeding holds ("alertgph" in ASCII).
+const SEED_LOCK: i64 = 0x616c_6572_7467_7068;
+
+async fn seed(db: &sqlx::PgPool) -> Result<(), sqlx::Error> {
     store::mapping::seed_system(db, normalize::SYSTEM_MAPPINGS).await?;
-    provider::registry::seed_builtin(db).await?;
-    Ok(())
+    provider::registry::seed_builtin(db).await
 }

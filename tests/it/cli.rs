@@ -11,6 +11,11 @@ use crate::ingest_concurrency::wait_until;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_alertgraph");
 
+/// Pools sized for a test: `up`'s defaults open 48 connections at start, and tests run side
+/// by side on one server whose `max_connections` is 100.
+const SMALL_POOLS: [(&str, &str); 2] =
+    [("ALERTGRAPH_DB_POOL_SIZE", "4"), ("ALERTGRAPH_WORKER_POOL_SIZE", "4")];
+
 /// The URL of the test's own database, on the server `DATABASE_URL` names.
 pub(crate) fn url_of(db: &PgPool) -> String {
     let name = db.connect_options().get_database().expect("test databases are named").to_owned();
@@ -52,6 +57,7 @@ async fn alertgraph_up_accepts_an_alert_and_its_worker_enriches_it(db: PgPool) {
         Command::new(BINARY)
             .arg("up")
             .env("DATABASE_URL", &url)
+            .envs(SMALL_POOLS)
             .env("ALERTGRAPH_LISTEN", address.to_string())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -125,6 +131,7 @@ async fn up_exits_with_a_clear_error_when_its_port_is_taken(db: PgPool) {
             Command::new(BINARY)
                 .arg("up")
                 .env("DATABASE_URL", url)
+                .envs(SMALL_POOLS)
                 .env("ALERTGRAPH_LISTEN", address.to_string())
                 .output()
                 .unwrap()
@@ -187,4 +194,35 @@ async fn secrets_rotate_re_encrypts_stored_credentials_and_prints_the_new_key(db
         .unwrap();
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("ALERTGRAPH_SECRET_KEY"));
+}
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn commands_started_together_on_a_missing_database_all_succeed(db: PgPool) {
+    // `up` in one terminal and `migrate` or `api-key create` in another all create the
+    // missing database; those that lose the race must carry on, not fail.
+    let fresh = format!("alertgraph_fresh_{}", uuid::Uuid::new_v4().simple());
+    let drop = format!("drop database if exists \"{fresh}\" with (force)");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(drop.clone())).execute(&db).await.unwrap();
+    let mut url = url::Url::parse(&url_of(&db)).unwrap();
+    url.set_path(&fresh);
+    let commands: Vec<_> = (0..4)
+        .map(|_| {
+            Command::new(BINARY)
+                .arg("migrate")
+                .env("DATABASE_URL", url.as_str())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs = tokio::task::spawn_blocking(move || {
+        commands.into_iter().map(|child| child.wait_with_output().unwrap()).collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(drop)).execute(&db).await.unwrap();
+    for output in outputs {
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    }
 }
