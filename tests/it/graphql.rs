@@ -96,6 +96,18 @@ async fn alerts_sharing_an_ip_are_linked_through_it(db: PgPool) {
         .map(|n| n["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, [second.as_str(), first.as_str()], "most recent first");
+    // The count read with a page covers every page.
+    let data = app
+        .graphql(
+            "query($v: String!) { indicator(type: IP, value: $v) {
+               alerts(first: 1) { totalCount pageInfo { hasNextPage } nodes { id } } } }",
+            json!({"v": "203.0.113.50"}),
+        )
+        .await;
+    let page = &data["indicator"]["alerts"];
+    assert_eq!(page["totalCount"], 2);
+    assert_eq!(page["pageInfo"]["hasNextPage"], true);
+    assert_eq!(page["nodes"], json!([{"id": second}]));
 
     for (me, other) in [(&first, &second), (&second, &first)] {
         let data = app

@@ -373,35 +373,44 @@ pub async fn alert_counts(
     Ok(rows.into_iter().map(|r| (r.indicator_id, r.count)).collect())
 }
 
-/// The `limit` newest alerts of each indicator: (indicator id, alert), in one statement.
+/// The `limit` newest alerts of each indicator, in one statement: (indicator id, alert). With
+/// `counted`, each row also carries how many alerts the indicator has in all (an indicator
+/// without alerts has no rows, so its count is 0).
 pub async fn newest_alerts_of_indicators(
     db: impl PgExecutor<'_>,
     indicator_ids: &[Uuid],
     limit: i64,
-) -> Result<Vec<(Uuid, AlertRow)>, sqlx::Error> {
-    let rows: Vec<IndicatorAlert> = QueryBuilder::<Postgres>::new(format!(
-        "select given.indicator_id as parent_id, {ALERT_COLUMNS}
-         from unnest("
-    ))
-    .push_bind(indicator_ids.to_vec())
-    .push(
-        "::uuid[]) as given(indicator_id)
-         cross join lateral (
-             select ai.alert_id from alert_indicator ai
-             where ai.indicator_id = given.indicator_id
-             order by ai.alert_id desc limit ",
-    )
-    .push_bind(limit)
-    .push(") as linked join alert a on a.alert_id = linked.alert_id order by given.indicator_id, a.alert_id desc")
-    .build_query_as::<IndicatorAlert>()
-    .fetch_all(db)
-    .await?;
-    Ok(rows.into_iter().map(|row| (row.parent_id, row.alert)).collect())
+    counted: bool,
+) -> Result<Vec<(Uuid, Option<i64>, AlertRow)>, sqlx::Error> {
+    let mut query = QueryBuilder::<Postgres>::new("select given.indicator_id as parent_id, ");
+    query.push(if counted { "counted.total" } else { "null::bigint as total" });
+    query.push(format!(", {ALERT_COLUMNS} from unnest("));
+    query.push_bind(indicator_ids.to_vec()).push("::uuid[]) as given(indicator_id)");
+    if counted {
+        query.push(
+            " cross join lateral (select count(*) as total from alert_indicator c
+                                  where c.indicator_id = given.indicator_id) as counted",
+        );
+    }
+    let rows: Vec<IndicatorAlert> = query
+        .push(
+            " cross join lateral (
+                 select ai.alert_id from alert_indicator ai
+                 where ai.indicator_id = given.indicator_id
+                 order by ai.alert_id desc limit ",
+        )
+        .push_bind(limit)
+        .push(") as linked join alert a on a.alert_id = linked.alert_id order by given.indicator_id, a.alert_id desc")
+        .build_query_as::<IndicatorAlert>()
+        .fetch_all(db)
+        .await?;
+    Ok(rows.into_iter().map(|row| (row.parent_id, row.total, row.alert)).collect())
 }
 
 #[derive(sqlx::FromRow)]
 struct IndicatorAlert {
     parent_id: Uuid,
+    total: Option<i64>,
     #[sqlx(flatten)]
     alert: AlertRow,
 }

@@ -89,9 +89,9 @@ key!(/// The activity of an alert.
 key!(/// The deliveries of an alert.
     DeliveriesOf);
 
-/// The newest `.1` alerts of an indicator.
+/// The newest `.1` alerts of an indicator, and with `.2` how many it has in all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct NewestAlertsOf(pub Uuid, pub i64);
+pub(crate) struct NewestAlertsOf(pub Uuid, pub i64, pub bool);
 
 /// Up to `.1` alerts sharing indicators with an alert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -235,22 +235,32 @@ impl Loader<DeliveriesOf> for GraphLoader {
 }
 
 impl Loader<NewestAlertsOf> for GraphLoader {
-    type Value = Vec<domain::store::alert::AlertRow>;
+    type Value = (Vec<domain::store::alert::AlertRow>, Option<i64>);
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[NewestAlertsOf]) -> Result<HashMap<NewestAlertsOf, Self::Value>> {
-        // One statement per distinct page size asked for (usually one).
-        let mut by_limit: HashMap<i64, Vec<Uuid>> = HashMap::new();
+        // One statement per distinct page size and counting asked for (usually one).
+        let mut by_shape: HashMap<(i64, bool), Vec<Uuid>> = HashMap::new();
         for key in keys {
-            by_limit.entry(key.1).or_default().push(key.0);
+            by_shape.entry((key.1, key.2)).or_default().push(key.0);
         }
         let mut loaded = HashMap::new();
-        for (limit, indicators) in by_limit {
-            let rows = graph::newest_alerts_of_indicators(&self.db, &indicators, limit)
+        for ((limit, counted), indicators) in by_shape {
+            let rows = graph::newest_alerts_of_indicators(&self.db, &indicators, limit, counted)
                 .await
                 .map_err(internal)?;
-            for (indicator, rows) in group(rows) {
-                loaded.insert(NewestAlertsOf(indicator, limit), rows);
+            for indicator in indicators {
+                loaded.insert(
+                    NewestAlertsOf(indicator, limit, counted),
+                    (Vec::new(), counted.then_some(0)),
+                );
+            }
+            for (indicator, total, row) in rows {
+                let (rows, count) = loaded
+                    .get_mut(&NewestAlertsOf(indicator, limit, counted))
+                    .expect("rows belong to an indicator asked for");
+                *count = total;
+                rows.push(row);
             }
         }
         Ok(loaded)

@@ -121,6 +121,7 @@ pub(super) async fn alert_page(
         has_previous: after.is_some(),
         filter,
         counted_by_indicator: None,
+        total: None,
     })
 }
 

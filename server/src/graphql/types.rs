@@ -312,8 +312,10 @@ impl Indicator {
         if after.is_some() {
             return super::query::alert_page(ctx, filter, Default::default(), first, after).await;
         }
-        let mut rows = loaders(ctx)?
-            .load_one(NewestAlertsOf(self.0.indicator_id, first + 1))
+        // The count comes in the same statement as the page when the query asks for it.
+        let counted = ctx.look_ahead().field("totalCount").exists();
+        let (mut rows, total) = loaders(ctx)?
+            .load_one(NewestAlertsOf(self.0.indicator_id, first + 1, counted))
             .await?
             .unwrap_or_default();
         let has_next = rows.len() as i64 > first;
@@ -324,6 +326,7 @@ impl Indicator {
             has_previous: false,
             filter,
             counted_by_indicator: Some(self.0.indicator_id),
+            total,
         })
     }
 }
@@ -337,6 +340,8 @@ pub(crate) struct AlertConnection {
     pub(crate) filter: domain::store::graph::AlertFilter,
     /// Set when the page is an indicator's alerts: its count is loaded in a batch.
     pub(crate) counted_by_indicator: Option<Uuid>,
+    /// The count, when it was read with the page.
+    pub(crate) total: Option<i64>,
 }
 
 #[derive(SimpleObject, Debug, Clone)]
@@ -366,6 +371,9 @@ impl AlertConnection {
     }
     /// How many alerts match, over all pages.
     async fn total_count(&self, ctx: &Context<'_>) -> Result<i64> {
+        if let Some(total) = self.total {
+            return Ok(total);
+        }
         if let Some(indicator) = self.counted_by_indicator {
             return Ok(loaders(ctx)?.load_one(AlertCount(indicator)).await?.unwrap_or(0));
         }
