@@ -41,8 +41,9 @@ pub async fn migrate(db: &sqlx::PgPool) -> Result<(), sqlx::Error> {
     let mut lock = sqlx::PgConnection::connect_with(&db.connect_options()).await?;
     sqlx::query("select pg_advisory_lock($1)").bind(SEED_LOCK).execute(&mut lock).await?;
     let seeded = seed(db).await;
-    lock.close().await?;
-    seeded
+    let closed = lock.close().await;
+    seeded?;
+    closed
 }
 
 /// The advisory lock key seeding holds ("alertgph" in ASCII).

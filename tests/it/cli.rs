@@ -201,8 +201,8 @@ async fn commands_started_together_on_a_missing_database_all_succeed(db: PgPool)
     // `up` in one terminal and `migrate` or `api-key create` in another all create the
     // missing database; those that lose the race must carry on, not fail.
     let fresh = format!("alertgraph_fresh_{}", uuid::Uuid::new_v4().simple());
-    let drop = format!("drop database if exists \"{fresh}\" with (force)");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(drop.clone())).execute(&db).await.unwrap();
+    let drop_fresh = format!("drop database if exists \"{fresh}\" with (force)");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(drop_fresh.clone())).execute(&db).await.unwrap();
     let mut url = url::Url::parse(&url_of(&db)).unwrap();
     url.set_path(&fresh);
     let commands: Vec<_> = (0..4)
@@ -221,7 +221,7 @@ async fn commands_started_together_on_a_missing_database_all_succeed(db: PgPool)
     })
     .await
     .unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(drop)).execute(&db).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(drop_fresh)).execute(&db).await.unwrap();
     for output in outputs {
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     }

@@ -52,7 +52,7 @@ impl<T: PlainFields> OutputType for Plain<T> {
         field: &Positioned<Field>,
     ) -> ServerResult<Value> {
         match plain_fields::<T>(&ctx.item.node.items) {
-            Some(fields) => Ok(build(&self.0, &fields, |name| self.0.plain_field(name))),
+            Some(fields) => Ok(build(&self.0, &fields, |name| Some(self.0.plain_field(name)))),
             None => self.0.resolve(ctx, field).await,
         }
     }
@@ -76,12 +76,13 @@ fn plain_fields<T: PlainFields>(selection: &[Positioned<Selection>]) -> Option<V
         .collect()
 }
 
-/// The object with `fields`, each valued by `value` (`__typename` aside). A response key
-/// selected twice keeps its first value, as async-graphql's own merge does for leaves.
+/// The object with `fields`, each valued by `value` (`__typename` aside); a field valued `None`
+/// is left out. A response key selected twice keeps its first value, as async-graphql's own
+/// merge does for leaves.
 fn build<T: OutputType>(
     object: &T,
     fields: &[&Field],
-    mut value: impl FnMut(&str) -> Value,
+    mut value: impl FnMut(&str) -> Option<Value>,
 ) -> Value {
     let mut map = IndexMap::with_capacity(fields.len());
     for field in fields {
@@ -92,8 +93,10 @@ fn build<T: OutputType>(
         let name = field.name.node.as_str();
         let resolved = if name == "__typename" {
             Value::String(object.introspection_type_name().into_owned())
+        } else if let Some(resolved) = value(name) {
+            resolved
         } else {
-            value(name)
+            continue;
         };
         map.insert(key, resolved);
     }
@@ -192,50 +195,33 @@ impl OutputType for Plain<Indicator> {
             return self.0.resolve(ctx, field).await;
         };
         let mut enrichments = None;
-        if let Some(selected) = plan.enrichments {
+        if let Some((selected, fields)) = &plan.enrichments {
             let ctx_field = ctx.with_field(selected);
             match self.0.enrichment_rows(&ctx_field).await {
-                Ok(rows) => enrichments = Some((rows, &selected.node.selection_set.node.items)),
+                Ok(rows) => {
+                    let built = rows
+                        .iter()
+                        .map(|row| build(row, fields, |name| Some(row.plain_field(name))));
+                    enrichments = Some(Value::List(built.collect()));
+                }
+                // Recorded, and the field left out, as async-graphql does.
                 Err(error) => {
                     ctx.add_error(ctx_field.set_error_path(error.into_server_error(selected.pos)))
                 }
             }
         }
-        let mut map = IndexMap::with_capacity(plan.fields.len());
-        for selected in &plan.fields {
-            let field = &selected.node;
-            let key = field.response_key().node.clone();
-            if map.contains_key(&key) {
-                continue;
-            }
-            let value = match field.name.node.as_str() {
-                "__typename" => Value::String(self.0.introspection_type_name().into_owned()),
-                "enrichments" => match &enrichments {
-                    Some((rows, selection)) => {
-                        let fields = plain_fields::<Enrichment>(selection)
-                            .expect("the plan checked the selection");
-                        Value::List(
-                            rows.iter()
-                                .map(|row| build(row, &fields, |name| row.plain_field(name)))
-                                .collect(),
-                        )
-                    }
-                    // The error is recorded; the field is left out, as async-graphql does.
-                    None => continue,
-                },
-                name => self.0.plain_field(name),
-            };
-            map.insert(key, value);
-        }
-        Ok(Value::Object(map))
+        Ok(build(&self.0, &plan.fields, |name| match name {
+            "enrichments" => enrichments.take(),
+            name => Some(self.0.plain_field(name)),
+        }))
     }
 }
 
 /// What an indicator's selection asks for, when it can be resolved in one pass.
 struct IndicatorPlan<'a> {
-    fields: Vec<&'a Positioned<Field>>,
-    /// The `enrichments` field, when selected (the first one; a second must select the same).
-    enrichments: Option<&'a Positioned<Field>>,
+    fields: Vec<&'a Field>,
+    /// The `enrichments` field, when selected, with its (plain) fields.
+    enrichments: Option<(&'a Positioned<Field>, Vec<&'a Field>)>,
 }
 
 impl<'a> IndicatorPlan<'a> {
@@ -251,18 +237,18 @@ impl<'a> IndicatorPlan<'a> {
             match node.name.node.as_str() {
                 "__typename" => {}
                 "enrichments" => {
-                    plain_fields::<Enrichment>(&node.selection_set.node.items)?;
                     if plan.enrichments.is_some() {
                         // Two selections of the list merge field by field: leave that to
                         // async-graphql.
                         return None;
                     }
-                    plan.enrichments = Some(field);
+                    let fields = plain_fields::<Enrichment>(&node.selection_set.node.items)?;
+                    plan.enrichments = Some((field, fields));
                 }
                 name if Indicator::PLAIN.contains(&name) => {}
                 _ => return None,
             }
-            plan.fields.push(field);
+            plan.fields.push(node);
         }
         Some(plan)
     }
