@@ -476,12 +476,20 @@ async fn statements_per_query_depend_on_its_depth_not_its_rows(db: PgPool) {
     for n in [100, 100] {
         app.graphql(query, json!({"n": n})).await; // warms the key cache and the connections
     }
+    // Each size is measured twice and the lower count kept. A statement of the app's own can
+    // land inside one measurement on a loaded machine: a key notification that arrives late
+    // clears the key cache, and the next request reads its key again. It once made this test
+    // fail in a full run.
     let mut costs = Vec::new();
     for n in [10, 100] {
-        let before = executed.load(Ordering::SeqCst);
-        let data = app.graphql(query, json!({"n": n})).await;
-        assert_eq!(data["alerts"]["nodes"].as_array().unwrap().len(), n as usize);
-        costs.push(executed.load(Ordering::SeqCst) - before);
+        let mut cost = usize::MAX;
+        for _ in 0..2 {
+            let before = executed.load(Ordering::SeqCst);
+            let data = app.graphql(query, json!({"n": n})).await;
+            assert_eq!(data["alerts"]["nodes"].as_array().unwrap().len(), n as usize);
+            cost = cost.min(executed.load(Ordering::SeqCst) - before);
+        }
+        costs.push(cost);
     }
     assert_eq!(costs[0], costs[1], "statements for 10 and 100 alerts: {costs:?}");
     assert!(costs[1] <= 10, "a depth-4 query cost {} statements", costs[1]);
