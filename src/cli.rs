@@ -181,6 +181,15 @@ struct ServerArgs {
         default_value_t = 5 * 1024 * 1024,
     )]
     max_body_bytes: usize,
+    /// Memory for provider results kept between GraphQL requests, in MiB (checked against the
+    /// database on every use, so never stale); 0 keeps none.
+    #[arg(
+        long,
+        env = "ALERTGRAPH_GRAPHQL_CACHE_MB",
+        value_name = "ALERTGRAPH_GRAPHQL_CACHE_MB",
+        default_value_t = 64
+    )]
+    graphql_cache_mb: u64,
     /// HMAC key for `X-Sentinel-Signature`. Unset: Sentinel payloads are not signed.
     #[arg(
         long,
@@ -401,6 +410,7 @@ async fn serve(
             },
         },
         max_body_bytes: args.max_body_bytes,
+        graphql_result_cache_bytes: args.graphql_cache_mb.saturating_mul(1 << 20),
         secret_key: Some(key),
         outbound: policy,
         provider_env: std::env::vars().collect(),

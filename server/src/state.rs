@@ -33,6 +33,8 @@ pub struct ServerConfig {
     pub operations_dir: Option<std::path::PathBuf>,
     /// `Host` headers `/mcp` answers (DNS-rebinding protection); empty accepts any.
     pub mcp_allowed_hosts: Vec<String>,
+    /// Memory for provider results kept between GraphQL requests; 0 keeps none.
+    pub graphql_result_cache_bytes: u64,
 }
 
 impl Default for ServerConfig {
@@ -47,6 +49,7 @@ impl Default for ServerConfig {
             provider_env: Default::default(),
             operations_dir: None,
             mcp_allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            graphql_result_cache_bytes: 64 << 20,
         }
     }
 }
@@ -68,6 +71,8 @@ pub struct AppState {
     pub enricher: Option<Arc<domain::enrich::Enricher>>,
     /// The MCP tools, from the operation files.
     pub catalog: Arc<crate::mcp::Catalog>,
+    /// Provider results read by GraphQL, checked against the database on every use.
+    pub results: Arc<crate::graphql::results::ResultCache>,
 }
 
 /// Why the server's state could not be loaded.
@@ -115,6 +120,7 @@ impl AppState {
             ),
             None => None,
         };
+        let results = crate::graphql::results::ResultCache::new(cfg.graphql_result_cache_bytes);
         Ok(AppState {
             db,
             cfg: Arc::new(cfg),
@@ -125,6 +131,7 @@ impl AppState {
             outbound,
             enricher,
             catalog: Arc::new(catalog),
+            results: Arc::new(results),
         })
     }
 }

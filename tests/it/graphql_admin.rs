@@ -1,7 +1,9 @@
 //! Administration over GraphQL: API keys, providers (import, settings, credentials never
 //! returned, extractions, a traced test run) and on-demand enrichment through the cache.
 
+use domain::alert::Malice;
 use domain::api_key::Scope;
+use domain::store::enrichment::NewResult;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use wiremock::matchers::{method, path};
@@ -253,4 +255,117 @@ async fn metrics_mappings_added_indicators_and_agent_tests(db: PgPool) {
     assert_eq!(tested["testAgent"], json!({"success": true, "statusCode": 204}));
     let requests = receiver.received_requests().await.unwrap();
     assert!(requests[0].headers.get("webhook-signature").is_some());
+}
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn provider_results_read_by_any_replica_follow_every_change(db: PgPool) {
+    // Each server keeps the provider results it has read. Two servers on one database stand for
+    // two replicas; results are saved through the store function the workers use, as a worker
+    // in another process would. Every change must show on both at the next request.
+    let (first, second) = (spawn_app(db.clone()).await, spawn_app(db.clone()).await);
+    let ip = "203.0.113.41";
+    let receipt =
+        first.ingest("generic", json!({"title": "Cached results", "src_ip": ip}).to_string()).await;
+    let alert = receipt.json::<Value>().await.unwrap()["alert_id"].as_str().unwrap().to_owned();
+    crate::helpers::run_worker(&db).await;
+    let mut definition = provider_fixture("greynoise.provider.json");
+    definition["provider_name"] = "noise_intel".into();
+    first
+        .graphql(
+            "mutation($d: JSON!) { importEnrichmentProvider(definition: $d) { name } }",
+            json!({"d": definition}),
+        )
+        .await;
+    let indicator: uuid::Uuid =
+        sqlx::query_scalar("select indicator_id from indicator where value = $1")
+            .bind(ip)
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    let save = |provider: &'static str, score: i64, malice: Malice| {
+        let db = db.clone();
+        async move {
+            let provider_id: uuid::Uuid = sqlx::query_scalar(
+                "select enrichment_provider_id from enrichment_provider where name = $1",
+            )
+            .bind(provider)
+            .fetch_one(&db)
+            .await
+            .unwrap();
+            let result = NewResult {
+                indicator_id: indicator,
+                enrichment_provider_id: provider_id,
+                success: true,
+                extracted: json!({"score": score}),
+                raw: None,
+                error: None,
+                malice,
+                ttl: std::time::Duration::from_secs(3600),
+            };
+            domain::store::enrichment::save(&db, &[result]).await.unwrap();
+        }
+    };
+    // What each replica answers, through an alert (one-pass resolution) and through the
+    // indicator lookup (per-field resolvers): the same, as `provider=score` pairs and the verdict.
+    let read = |app: &'static str| {
+        let (app, alert) = (if app == "first" { &first } else { &second }, alert.clone());
+        async move {
+            let data = app
+                .graphql(
+                    "query($id: ID!, $ip: String!) {
+                       alert(id: $id) { indicators { value malice enrichments { provider extracted } } }
+                       indicator(type: IP, value: $ip) { malice enrichments { provider extracted } } }",
+                    json!({"id": alert, "ip": ip}),
+                )
+                .await;
+            let through_alert = data["alert"]["indicators"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|i| i["value"] == ip)
+                .unwrap()
+                .clone();
+            let seen = |indicator: &Value| {
+                let mut pairs: Vec<String> = indicator["enrichments"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|e| {
+                        ["abuseipdb", "noise_intel"].contains(&e["provider"].as_str().unwrap())
+                    })
+                    .map(|e| {
+                        format!("{}={}", e["provider"].as_str().unwrap(), e["extracted"]["score"])
+                    })
+                    .collect();
+                pairs.sort();
+                format!("{} {}", indicator["malice"].as_str().unwrap(), pairs.join(","))
+            };
+            let direct = seen(&data["indicator"]);
+            assert_eq!(seen(&through_alert), direct);
+            direct
+        }
+    };
+    let both = |expected: &'static str| {
+        let read = &read;
+        async move {
+            for app in ["first", "second"] {
+                // Twice: the second read is answered from what the first kept.
+                for _ in 0..2 {
+                    assert_eq!(read(app).await, expected, "{app}");
+                }
+            }
+        }
+    };
+
+    save("abuseipdb", 10, Malice::Benign).await;
+    both("BENIGN abuseipdb=10").await;
+    save("abuseipdb", 95, Malice::Malicious).await;
+    both("MALICIOUS abuseipdb=95").await;
+    save("noise_intel", 3, Malice::Suspicious).await;
+    both("MALICIOUS abuseipdb=95,noise_intel=3").await;
+    // Deleting a provider deletes its results (a cascade in the database).
+    second
+        .graphql(r#"mutation { deleteEnrichmentProvider(name: "noise_intel") }"#, json!({}))
+        .await;
+    both("MALICIOUS abuseipdb=95").await;
 }

@@ -130,7 +130,9 @@ pub struct NewResult {
 /// Stores lookups, replacing older results of the same pairs, releases their claims, and sets
 /// each of their indicators' verdict to the worst of its successful results (SPEC §3), all in
 /// one statement, so a result is never visible without its verdict. An analyst's override is a
-/// separate column and is not touched.
+/// separate column and is not touched. Each indicator's `results_version` goes up by one, which
+/// tells servers keeping its results that they changed; anything else that writes results must
+/// do the same (deletes do it by trigger).
 pub async fn save(db: impl PgExecutor<'_>, results: &[NewResult]) -> Result<(), sqlx::Error> {
     if results.is_empty() {
         return Ok(());
@@ -184,7 +186,8 @@ pub async fn save(db: impl PgExecutor<'_>, results: &[NewResult]) -> Result<(), 
            ),
            judged as (
                update indicator i
-               set malice = coalesce(v.verdict, 'Pending')
+               set malice = coalesce(v.verdict, 'Pending'),
+                   results_version = i.results_version + 1
                from (select distinct indicator_id from given) as g
                left join verdicts v using (indicator_id)
                where i.indicator_id = g.indicator_id and i.indicator_id = any($1)

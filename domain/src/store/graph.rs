@@ -196,7 +196,7 @@ pub async fn search_indicators(
 ) -> Result<Vec<IndicatorRow>, sqlx::Error> {
     let mut query = QueryBuilder::<Postgres>::new(
         "select i.indicator_id, i.type as kind, i.value, i.first_seen, i.last_seen, i.malice, \
-         i.malice_override from indicator i",
+         i.malice_override, i.results_version from indicator i",
     );
     push_indicator_filter(&mut query, filter);
     if let Some(after) = after {
@@ -249,7 +249,8 @@ pub async fn indicators_by_id(
     sqlx::query_as!(
         IndicatorRow,
         r#"select indicator_id, type as "kind: IndicatorType", value, first_seen, last_seen,
-                  malice as "malice: Malice", malice_override as "malice_override: Malice"
+                  malice as "malice: Malice", malice_override as "malice_override: Malice",
+                  results_version
            from indicator where indicator_id = any($1)"#,
         ids,
     )
@@ -266,7 +267,8 @@ pub async fn indicator_by_value(
     sqlx::query_as!(
         IndicatorRow,
         r#"select indicator_id, type as "kind: IndicatorType", value, first_seen, last_seen,
-                  malice as "malice: Malice", malice_override as "malice_override: Malice"
+                  malice as "malice: Malice", malice_override as "malice_override: Malice",
+                  results_version
            from indicator where type = $1 and value = $2"#,
         kind as IndicatorType,
         value,
@@ -283,7 +285,7 @@ pub async fn indicators_of_alerts(
     let rows = sqlx::query!(
         r#"select ai.alert_id, i.indicator_id, i.type as "kind: IndicatorType", i.value,
                   i.first_seen, i.last_seen, i.malice as "malice: Malice",
-                  i.malice_override as "malice_override: Malice"
+                  i.malice_override as "malice_override: Malice", i.results_version
            from alert_indicator ai join indicator i using (indicator_id)
            where ai.alert_id = any($1)
            order by ai.alert_id, i.type, i.value"#,
@@ -302,6 +304,7 @@ pub async fn indicators_of_alerts(
                 last_seen: r.last_seen,
                 malice: r.malice,
                 malice_override: r.malice_override,
+                results_version: r.results_version,
             };
             (r.alert_id, row)
         })

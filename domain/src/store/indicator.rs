@@ -121,6 +121,8 @@ pub struct IndicatorRow {
     pub last_seen: DateTime<Utc>,
     pub malice: Malice,
     pub malice_override: Option<Malice>,
+    /// Goes up whenever its provider results change (see `enrichment::save`).
+    pub results_version: i64,
 }
 
 /// The indicators linked to an alert, ordered by (type, value).
@@ -132,7 +134,7 @@ pub async fn for_alert(
         IndicatorRow,
         r#"select i.indicator_id, i.type as "kind: IndicatorType", i.value, i.first_seen,
                   i.last_seen, i.malice as "malice: Malice",
-                  i.malice_override as "malice_override: Malice"
+                  i.malice_override as "malice_override: Malice", i.results_version
            from alert_indicator ai join indicator i using (indicator_id)
            where ai.alert_id = $1
            order by i.type, i.value"#,

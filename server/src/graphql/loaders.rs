@@ -12,10 +12,14 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::internal;
+use super::results::{ResultCache, Results};
+use crate::AppState;
 
 /// Loads for one request.
 pub(crate) struct GraphLoader {
     db: PgPool,
+    /// Provider results kept between requests (the only thing that is).
+    results: Arc<ResultCache>,
 }
 
 pub(crate) type Loaders = DataLoader<GraphLoader>;
@@ -25,10 +29,13 @@ pub(crate) fn loaders<'a>(ctx: &'a Context<'_>) -> Result<&'a Loaders> {
     ctx.data::<Loaders>()
 }
 
-/// Loaders for one request or one subscription connection. Keys asked for within `delay` of
-/// the first go in one batch. Nothing is cached: a subscription's events must see fresh rows.
-pub(crate) fn new_loaders(db: PgPool, delay: std::time::Duration) -> Loaders {
-    DataLoader::new(GraphLoader { db }, tokio::spawn).delay(delay)
+/// Loaders for one request or one subscription connection. Keys asked for within the batch
+/// delay of the first go in one batch. The loaders keep nothing (a subscription's events must
+/// see fresh rows); provider results come from the server's [`ResultCache`], which is never
+/// behind the database.
+pub(crate) fn new_loaders(state: &AppState) -> Loaders {
+    let loader = GraphLoader { db: state.db.clone(), results: state.results.clone() };
+    DataLoader::new(loader, tokio::spawn).delay(state.cfg.graphql_batch_delay)
 }
 
 /// Loads several keys, in the order given, skipping those that do not exist.
@@ -72,8 +79,6 @@ key!(/// A detection rule by id.
     RuleById);
 key!(/// The indicators of an alert.
     IndicatorsOf);
-key!(/// The provider results of an indicator, without their raw answers.
-    ResultsOf);
 key!(/// The raw provider answers for an indicator, by provider name.
     RawResultsOf);
 key!(/// An alert's payload as received (the JSON text).
@@ -92,6 +97,11 @@ key!(/// The deliveries of an alert.
 /// The newest `.1` alerts of an indicator, and with `.2` how many it has in all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct NewestAlertsOf(pub Uuid, pub i64, pub bool);
+
+/// The provider results of indicator `.0`, without their raw answers, as of its
+/// `results_version` `.1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct ResultsOf(pub Uuid, pub i64);
 
 /// Up to `.1` alerts sharing indicators with an alert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -141,13 +151,31 @@ impl Loader<IndicatorsOf> for GraphLoader {
 
 impl Loader<ResultsOf> for GraphLoader {
     /// Shared: the loader hands each asker a clone of its value.
-    type Value = Vec<Arc<graph::ResultNode>>;
+    type Value = Results;
     type Error = async_graphql::Error;
 
-    async fn load(&self, keys: &[ResultsOf]) -> Result<HashMap<ResultsOf, Self::Value>> {
-        let rows =
-            graph::results_of_indicators(&self.db, &ids(keys, |k| k.0)).await.map_err(internal)?;
-        Ok(group(rows.into_iter().map(|row| (ResultsOf(row.indicator_id), Arc::new(row)))))
+    async fn load(&self, keys: &[ResultsOf]) -> Result<HashMap<ResultsOf, Results>> {
+        let mut loaded = HashMap::with_capacity(keys.len());
+        let mut missing = Vec::new();
+        for &key in keys {
+            match self.results.get(key.0, key.1) {
+                Some(results) => drop(loaded.insert(key, results)),
+                None => missing.push(key),
+            }
+        }
+        if missing.is_empty() {
+            return Ok(loaded);
+        }
+        let rows = graph::results_of_indicators(&self.db, &ids(&missing, |k| k.0))
+            .await
+            .map_err(internal)?;
+        let mut read = group(rows.into_iter().map(|row| (row.indicator_id, Arc::new(row))));
+        for key in missing {
+            let results: Results = read.remove(&key.0).unwrap_or_default().into();
+            self.results.put(key.0, key.1, results.clone());
+            loaded.insert(key, results);
+        }
+        Ok(loaded)
     }
 }
 

@@ -9,6 +9,7 @@ mod loaders;
 mod mutation;
 mod plain;
 pub(crate) mod query;
+pub mod results;
 mod subscription;
 mod types;
 
@@ -176,7 +177,7 @@ pub(crate) async fn websocket(
                     .map_err(|error| coded(&error.to_string(), "UNAUTHORIZED"))?;
                 let mut data = Data::default();
                 data.insert(principal);
-                data.insert(loaders::new_loaders(state.db.clone(), state.cfg.graphql_batch_delay));
+                data.insert(loaders::new_loaders(&state));
                 Ok(data)
             })
             .serve()
@@ -209,7 +210,7 @@ pub(crate) async fn execute_as(
     principal: Principal,
     request: async_graphql::Request,
 ) -> async_graphql::Response {
-    let loaders = loaders::new_loaders(state.db.clone(), state.cfg.graphql_batch_delay);
+    let loaders = loaders::new_loaders(state);
     schema.execute(request.data(principal).data(loaders)).await
 }
 

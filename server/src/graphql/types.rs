@@ -435,9 +435,9 @@ impl Indicator {
 
     /// Its providers' results, through the request's loader.
     pub(crate) async fn enrichment_rows(&self, ctx: &Context<'_>) -> Result<Vec<Enrichment>> {
-        let rows =
-            loaders(ctx)?.load_one(ResultsOf(self.0.indicator_id)).await?.unwrap_or_default();
-        Ok(rows.into_iter().map(Enrichment).collect())
+        let key = ResultsOf(self.0.indicator_id, self.0.results_version);
+        let rows = loaders(ctx)?.load_one(key).await?.unwrap_or_default();
+        Ok(rows.iter().cloned().map(Enrichment).collect())
     }
 }
 
