@@ -73,6 +73,8 @@ pub struct AppState {
     pub catalog: Arc<crate::mcp::Catalog>,
     /// Provider results read by GraphQL, checked against the database on every use.
     pub results: Arc<crate::graphql::results::ResultCache>,
+    /// GraphQL operations already parsed, by their text.
+    pub parsed: Arc<crate::graphql::ParsedQueries>,
 }
 
 /// Why the server's state could not be loaded.
@@ -132,6 +134,7 @@ impl AppState {
             enricher,
             catalog: Arc::new(catalog),
             results: Arc::new(results),
+            parsed: Default::default(),
         })
     }
 }

@@ -7,6 +7,7 @@
 mod admin;
 mod loaders;
 mod mutation;
+mod parsed;
 mod plain;
 pub(crate) mod query;
 pub mod results;
@@ -23,6 +24,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use domain::api_key::{AuthError, Principal, Scope};
+pub use parsed::ParsedQueries;
 use uuid::Uuid;
 
 use crate::state::AppState;
@@ -211,6 +213,7 @@ pub(crate) async fn execute_as(
     request: async_graphql::Request,
 ) -> async_graphql::Response {
     let loaders = loaders::new_loaders(state);
+    let request = state.parsed.prepare(request);
     schema.execute(request.data(principal).data(loaders)).await
 }
 
