@@ -182,7 +182,7 @@ async fn leaf_fields(app: &TestApp, type_name: &str) -> Vec<String> {
 }
 
 #[sqlx::test(migrator = "domain::MIGRATOR")]
-async fn indicators_and_enrichments_answer_the_same_on_both_resolution_paths(db: PgPool) {
+async fn alerts_indicators_and_enrichments_answer_the_same_on_both_resolution_paths(db: PgPool) {
     // Plain selections are built in one pass; a fragment anywhere in an object's selection
     // sends it through async-graphql's per-field resolvers. Every leaf field must come out the
     // same either way.
@@ -260,6 +260,46 @@ async fn indicators_and_enrichments_answer_the_same_on_both_resolution_paths(db:
     assert_eq!(ip["enrichments"].as_array().unwrap().len(), 2);
     assert_eq!(ip["enrichments"][0]["extracted"]["tags"], json!(["scanner", null]));
     assert_eq!(ip["enrichments"][1]["error"], "timeout");
+
+    // Alerts in a page: one closed with every optional field set, one fresh with none.
+    ingest(&app, "generic", json!({"title": "Plain second", "src_ip": "203.0.113.78"}).to_string())
+        .await;
+    sqlx::query(
+        "update alert set status = 'Closed', close_classification = 'false_positive_inaccurate_data',
+                          malice_override = 'Benign', acknowledged_at = now(), triaged_at = now(),
+                          closed_at = now(), tags = array['a', 'b \"c\"'], duplicate_count = 3
+         where alert_id = $1",
+    )
+    .bind(uuid::Uuid::parse_str(&alert).unwrap())
+    .execute(&db)
+    .await
+    .unwrap();
+    let alert_fields = leaf_fields(&app, "Alert").await;
+    assert!(alert_fields.len() >= 20);
+    for field in &alert_fields {
+        let plain = format!("{{ alerts(first: 5) {{ nodes {{ __typename {field} i: id id }} }} }}");
+        let derived = plain.replacen("__typename", "... { __typename }", 1);
+        let (plain, derived) =
+            (app.graphql(&plain, json!({})).await, app.graphql(&derived, json!({})).await);
+        assert_eq!(plain, derived, "{field}");
+        assert_eq!(plain["alerts"]["nodes"].as_array().unwrap().len(), 2);
+    }
+    let all =
+        format!("{{ alerts(first: 5) {{ nodes {{ __typename {} }} }} }}", alert_fields.join(" "));
+    let plain = app.graphql(&all, json!({})).await;
+    assert_eq!(
+        plain,
+        app.graphql(&all.replacen("__typename", "... { __typename }", 1), json!({})).await
+    );
+    let closed = plain["alerts"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == alert.as_str())
+        .unwrap();
+    assert_eq!(closed["closeClassification"], "FALSE_POSITIVE_INACCURATE_DATA");
+    assert_eq!(closed["tags"], json!(["a", "b \"c\""]));
+    assert_eq!(closed["duplicateCount"], 3);
 
     // Hash types are named as in the SPEC, upper-cased.
     let data = app

@@ -1,5 +1,5 @@
-//! One-pass resolution for the objects a query returns by the hundred: indicators and their
-//! provider results.
+//! One-pass resolution for the objects a query returns by the hundred: alerts, indicators and
+//! their provider results.
 //!
 //! async-graphql resolves every selected field of every object as a boxed future of its own,
 //! which costs about as much as the value it produces. When each field selected on an object is
@@ -22,7 +22,9 @@ use async_graphql::{
     ContextSelectionSet, Name, OutputType, Positioned, ScalarType, ServerResult, Value,
 };
 
-use super::types::{Enrichment, Indicator, IndicatorType, Malice};
+use super::types::{
+    Alert, AlertStatus, Enrichment, EnrichmentStatus, Indicator, IndicatorType, Malice, Severity,
+};
 
 /// An object some of whose fields are plain.
 pub(crate) trait PlainFields: OutputType {
@@ -123,6 +125,60 @@ fn json(value: &serde_json::Value) -> Value {
 
 fn optional<T>(value: Option<T>, to_value: impl FnOnce(T) -> Value) -> Value {
     value.map_or(Value::Null, to_value)
+}
+
+impl PlainFields for Alert {
+    const PLAIN: &'static [&'static str] = &[
+        "id",
+        "title",
+        "description",
+        "severity",
+        "status",
+        "closeClassification",
+        "source",
+        "sourceName",
+        "occurredAt",
+        "ingestedAt",
+        "enrichedAt",
+        "acknowledgedAt",
+        "triagedAt",
+        "closedAt",
+        "updatedAt",
+        "tags",
+        "duplicateCount",
+        "enrichmentStatus",
+        "malice",
+        "computedMalice",
+        "maliceOverride",
+    ];
+
+    fn plain_field(&self, name: &str) -> Value {
+        let row = &self.0;
+        let time = |at: Option<chrono::DateTime<chrono::Utc>>| optional(at, |at| at.to_value());
+        match name {
+            "id" => Value::String(row.alert_id.to_string()),
+            "title" => text(&row.title),
+            "description" => optional(row.description.as_deref(), text),
+            "severity" => enum_value(Severity::from(row.severity)),
+            "status" => enum_value(AlertStatus::from(row.status)),
+            "closeClassification" => optional(self.close_classification_value(), enum_value),
+            "source" | "sourceName" => text(&row.source_name),
+            "occurredAt" => row.occurred_at.to_value(),
+            "ingestedAt" => row.ingested_at.to_value(),
+            "enrichedAt" => time(row.enriched_at),
+            "acknowledgedAt" => time(row.acknowledged_at),
+            "triagedAt" => time(row.triaged_at),
+            "closedAt" => time(row.closed_at),
+            "updatedAt" => row.updated_at.to_value(),
+            "tags" => Value::List(row.tags.iter().map(|tag| text(tag)).collect()),
+            "duplicateCount" => Value::Number(row.duplicate_count.into()),
+            "enrichmentStatus" => enum_value(EnrichmentStatus::from(row.enrichment_status)),
+            "malice" => enum_value(Malice::from(row.malice_override.unwrap_or(row.malice))),
+            "computedMalice" => enum_value(Malice::from(row.malice)),
+            "maliceOverride" => optional(row.malice_override, |m| enum_value(Malice::from(m))),
+            _ => unreachable!("{name} is not a plain field of Alert"),
+        }
+    }
 }
 
 impl PlainFields for Enrichment {

@@ -124,11 +124,7 @@ impl Alert {
     }
     /// Why the alert was closed, when it is.
     async fn close_classification(&self) -> Option<CloseClassification> {
-        self.0
-            .close_classification
-            .as_deref()
-            .and_then(|c| c.parse::<domain::triage::CloseClassification>().ok())
-            .map(Into::into)
+        self.close_classification_value()
     }
     /// The source's name (`sentinel`, `elastic`, `splunk`, `generic`).
     async fn source(&self) -> &str {
@@ -358,8 +354,8 @@ impl AlertConnection {
             .map(|row| AlertEdge { cursor: row.alert_id.to_string(), node: Alert(row.clone()) })
             .collect()
     }
-    async fn nodes(&self) -> Vec<Alert> {
-        self.rows.iter().cloned().map(Alert).collect()
+    async fn nodes(&self) -> Vec<Plain<Alert>> {
+        self.rows.iter().cloned().map(|row| Plain(Alert(row))).collect()
     }
     async fn page_info(&self) -> PageInfo {
         PageInfo {
@@ -422,6 +418,13 @@ impl IndicatorConnection {
     async fn total_count(&self, ctx: &Context<'_>) -> Result<i64> {
         let db = &super::state(ctx)?.db;
         domain::store::graph::count_indicators(db, &self.filter).await.map_err(super::internal)
+    }
+}
+
+impl Alert {
+    pub(crate) fn close_classification_value(&self) -> Option<CloseClassification> {
+        let stored = self.0.close_classification.as_deref()?;
+        stored.parse::<domain::triage::CloseClassification>().ok().map(Into::into)
     }
 }
 
