@@ -195,10 +195,16 @@ impl ServerHandler for McpServer {
         let variables = Variables::from_json(Value::Object(arguments));
         let response =
             self.execute(principal, &tool.document, Some(&tool.operation_name), variables).await;
-        let data = response.data.into_json().unwrap_or(Value::Null);
         if response.errors.is_empty() {
-            return Ok(CallToolResult::structured(data).into());
+            // The text an agent reads keeps the fields in the order the operation selects them
+            // (a JSON object value would sort them by name).
+            let text = ordered_json(&response.data);
+            let mut result =
+                CallToolResult::structured(response.data.into_json().unwrap_or(Value::Null));
+            result.content = vec![ContentBlock::text(text)];
+            return Ok(result.into());
         }
+        let data = response.data.into_json().unwrap_or(Value::Null);
         let errors = response
             .errors
             .into_iter()
@@ -300,16 +306,22 @@ impl ServerHandler for McpServer {
                 ErrorData::invalid_params(message, None)
             });
         }
-        let data = response.data.into_json().unwrap_or(Value::Null);
-        let found =
-            data.as_object().and_then(|root| root.values().next()).cloned().unwrap_or(Value::Null);
-        if found.is_null() {
+        let found = match &response.data {
+            async_graphql::Value::Object(root) => root.values().next(),
+            _ => None,
+        };
+        let Some(found) = found.filter(|found| **found != async_graphql::Value::Null) else {
             return Err(ErrorData::resource_not_found(format!("nothing at {}", request.uri), None));
-        }
-        let contents = ResourceContents::text(found.to_string(), request.uri.clone())
+        };
+        let contents = ResourceContents::text(ordered_json(found), request.uri.clone())
             .with_mime_type("application/json");
         Ok(ReadResourceResult::new(vec![contents]).into())
     }
+}
+
+/// `value` as compact JSON, its objects' fields in the order the operation selected them.
+fn ordered_json(value: &async_graphql::Value) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
 }
 
 /// A tool error: the errors as text an agent reads (`CODE: message`), and as structured
