@@ -196,8 +196,9 @@ impl ServerHandler for McpServer {
         let response =
             self.execute(principal, &tool.document, Some(&tool.operation_name), variables).await;
         if response.errors.is_empty() {
-            // The text an agent reads keeps the fields in the order the operation selects them
-            // (a JSON object value would sort them by name).
+            // The text an agent reads keeps the fields in the response's order, which is the
+            // operation's except that async-graphql puts a field that finishes late after its
+            // siblings (async-graphql#612); a JSON object value would sort them by name.
             let text = ordered_json(&response.data);
             let mut result =
                 CallToolResult::structured(response.data.into_json().unwrap_or(Value::Null));
@@ -319,7 +320,7 @@ impl ServerHandler for McpServer {
     }
 }
 
-/// `value` as compact JSON, its objects' fields in the order the operation selected them.
+/// `value` as compact JSON, its objects' fields in the response's order.
 fn ordered_json(value: &async_graphql::Value) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
 }
