@@ -291,6 +291,27 @@ async fn alerts_indicators_and_enrichments_answer_the_same_on_both_resolution_pa
         plain,
         app.graphql(&all.replacen("__typename", "... { __typename }", 1), json!({})).await
     );
+    // A page's alerts with their indicators and results: in one pass (stored values only, as
+    // listed here), with the alert level derived, and with every level derived; then with every
+    // leaf field, some of which are not stored values.
+    let stored_values = (
+        "id type value firstSeen lastSeen malice computedMalice maliceOverride enrichable",
+        "provider success extracted error malice enrichedAt expiresAt",
+    );
+    let every_leaf = (indicator_fields.join(" "), enrichment_fields.join(" "));
+    for (indicator, enrichment) in [stored_values, (&every_leaf.0, &every_leaf.1)] {
+        let nested = format!(
+            "{{ alerts(first: 5) {{ nodes {{ __typename id title indicators {{ __typename {indicator} enrichments {{ __typename {enrichment} }} }} }} }} }}"
+        );
+        let one_pass = app.graphql(&nested, json!({})).await;
+        for derived in [
+            nested.replacen("__typename", "... { __typename }", 1),
+            nested.replace("__typename", "... { __typename }"),
+        ] {
+            assert_eq!(one_pass, app.graphql(&derived, json!({})).await, "{derived}");
+        }
+        assert!(one_pass.to_string().contains(r#""error":"timeout""#), "{one_pass}");
+    }
     let closed = plain["alerts"]["nodes"]
         .as_array()
         .unwrap()

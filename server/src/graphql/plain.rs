@@ -22,6 +22,11 @@ use async_graphql::{
     ContextSelectionSet, Name, OutputType, Positioned, ScalarType, ServerResult, Value,
 };
 
+use std::sync::Arc;
+
+use domain::store::graph::ResultNode;
+
+use super::loaders::{Loaders, ResultsOf};
 use super::types::{
     Alert, AlertStatus, Enrichment, EnrichmentStatus, Indicator, IndicatorType, Malice, Severity,
 };
@@ -127,7 +132,7 @@ fn optional<T>(value: Option<T>, to_value: impl FnOnce(T) -> Value) -> Value {
     value.map_or(Value::Null, to_value)
 }
 
-impl PlainFields for Alert {
+impl Alert {
     const PLAIN: &'static [&'static str] = &[
         "id",
         "title",
@@ -254,11 +259,45 @@ impl OutputType for Plain<Indicator> {
         if let Some((selected, fields)) = &plan.enrichments {
             let ctx_field = ctx.with_field(selected);
             match self.0.enrichment_rows(&ctx_field).await {
+                Ok(rows) => enrichments = Some(IndicatorPlan::enrichments(fields, &rows)),
+                // Recorded, and the field left out, as async-graphql does.
+                Err(error) => {
+                    ctx.add_error(ctx_field.set_error_path(error.into_server_error(selected.pos)))
+                }
+            }
+        }
+        Ok(plan.build(&self.0, enrichments))
+    }
+}
+
+/// An alert resolves in one pass when its selection is plain fields plus, optionally,
+/// `indicators` whose selection an [`IndicatorPlan`] takes: its indicators come from the
+/// request's loader, and all of their results from one load.
+impl OutputType for Plain<Alert> {
+    fn type_name() -> Cow<'static, str> {
+        Alert::type_name()
+    }
+
+    fn create_type_info(registry: &mut Registry) -> String {
+        Alert::create_type_info(registry)
+    }
+
+    async fn resolve(
+        &self,
+        ctx: &ContextSelectionSet<'_>,
+        field: &Positioned<Field>,
+    ) -> ServerResult<Value> {
+        let Some(plan) = AlertPlan::of(&ctx.item.node.items) else {
+            return self.0.resolve(ctx, field).await;
+        };
+        let mut indicators = None;
+        if let Some((selected, indicator_plan)) = &plan.indicators {
+            let ctx_field = ctx.with_field(selected);
+            match self.0.indicator_rows(&ctx_field).await {
                 Ok(rows) => {
-                    let built = rows
-                        .iter()
-                        .map(|row| build(row, fields, |name| Some(row.plain_field(name))));
-                    enrichments = Some(Value::List(built.collect()));
+                    let ctx_list = ctx_field.with_selection_set(&selected.node.selection_set);
+                    let built = indicator_plan.build_all(&ctx_list, &rows).await;
+                    indicators = Some(Value::List(built));
                 }
                 // Recorded, and the field left out, as async-graphql does.
                 Err(error) => {
@@ -267,9 +306,43 @@ impl OutputType for Plain<Indicator> {
             }
         }
         Ok(build(&self.0, &plan.fields, |name| match name {
-            "enrichments" => enrichments.take(),
+            "indicators" => indicators.take(),
             name => Some(self.0.plain_field(name)),
         }))
+    }
+}
+
+/// What an alert's selection asks for, when it can be resolved in one pass.
+struct AlertPlan<'a> {
+    fields: Vec<&'a Field>,
+    /// The `indicators` field, when selected, with the plan for its selection.
+    indicators: Option<(&'a Positioned<Field>, IndicatorPlan<'a>)>,
+}
+
+impl<'a> AlertPlan<'a> {
+    fn of(selection: &'a [Positioned<Selection>]) -> Option<Self> {
+        let mut plan = AlertPlan { fields: Vec::with_capacity(selection.len()), indicators: None };
+        for selection in selection {
+            let Selection::Field(field) = &selection.node else { return None };
+            let node = &field.node;
+            if !node.arguments.is_empty() || !node.directives.is_empty() {
+                return None;
+            }
+            match node.name.node.as_str() {
+                "__typename" => {}
+                "indicators" => {
+                    if plan.indicators.is_some() {
+                        return None;
+                    }
+                    let indicators = IndicatorPlan::of(&node.selection_set.node.items)?;
+                    plan.indicators = Some((field, indicators));
+                }
+                name if Alert::PLAIN.contains(&name) => {}
+                _ => return None,
+            }
+            plan.fields.push(node);
+        }
+        Some(plan)
     }
 }
 
@@ -278,6 +351,64 @@ struct IndicatorPlan<'a> {
     fields: Vec<&'a Field>,
     /// The `enrichments` field, when selected, with its (plain) fields.
     enrichments: Option<(&'a Positioned<Field>, Vec<&'a Field>)>,
+}
+
+impl IndicatorPlan<'_> {
+    /// `indicator` with its selected fields, `enrichments` (when selected) already built.
+    fn build(&self, indicator: &Indicator, mut enrichments: Option<Value>) -> Value {
+        build(indicator, &self.fields, |name| match name {
+            "enrichments" => enrichments.take(),
+            name => Some(indicator.plain_field(name)),
+        })
+    }
+
+    /// `enrichments` built from `rows`.
+    fn enrichments(fields: &[&Field], rows: &[Arc<ResultNode>]) -> Value {
+        let built = rows.iter().map(|row| {
+            let row = Enrichment(row.clone());
+            build(&row, fields, |name| Some(row.plain_field(name)))
+        });
+        Value::List(built.collect())
+    }
+
+    /// A list of indicators, `ctx` being the list field's: the results of all of them are
+    /// asked for in one load rather than one each.
+    async fn build_all(
+        &self,
+        ctx: &ContextSelectionSet<'_>,
+        indicators: &[Indicator],
+    ) -> Vec<Value> {
+        let mut enrichments: Vec<Option<Value>> = vec![None; indicators.len()];
+        if let Some((selected, fields)) = &self.enrichments {
+            let keys: Vec<ResultsOf> = indicators.iter().map(Indicator::results_key).collect();
+            let loaded = match ctx.data::<Loaders>() {
+                Ok(loaders) => loaders.load_many(keys.iter().copied()).await,
+                Err(error) => Err(error),
+            };
+            match loaded {
+                Ok(loaded) => {
+                    for (slot, key) in enrichments.iter_mut().zip(&keys) {
+                        let rows = loaded.get(key).map_or(&[][..], |rows| &rows[..]);
+                        *slot = Some(Self::enrichments(fields, rows));
+                    }
+                }
+                // Recorded for each indicator, and its field left out, as async-graphql does.
+                Err(error) => {
+                    for index in 0..indicators.len() {
+                        let ctx_index = ctx.with_index(index);
+                        let ctx_field = ctx_index.with_field(selected);
+                        let error = error.clone().into_server_error(selected.pos);
+                        ctx.add_error(ctx_field.set_error_path(error));
+                    }
+                }
+            }
+        }
+        indicators
+            .iter()
+            .zip(enrichments)
+            .map(|(indicator, built)| self.build(indicator, built))
+            .collect()
+    }
 }
 
 impl<'a> IndicatorPlan<'a> {

@@ -185,8 +185,7 @@ impl Alert {
         Ok(Json(parsed))
     }
     async fn indicators(&self, ctx: &Context<'_>) -> Result<Vec<Plain<Indicator>>> {
-        let rows = loaders(ctx)?.load_one(IndicatorsOf(self.0.alert_id)).await?.unwrap_or_default();
-        Ok(rows.into_iter().map(|row| Plain(Indicator(row))).collect())
+        Ok(self.indicator_rows(ctx).await?.into_iter().map(Plain).collect())
     }
     async fn detection_rule(&self, ctx: &Context<'_>) -> Result<Option<DetectionRule>> {
         let Some(id) = self.0.detection_rule_id else { return Ok(None) };
@@ -288,7 +287,8 @@ impl Indicator {
     }
     /// One result per provider.
     async fn enrichments(&self, ctx: &Context<'_>) -> Result<Vec<Plain<Enrichment>>> {
-        Ok(self.enrichment_rows(ctx).await?.into_iter().map(Plain).collect())
+        let rows = self.enrichment_rows(ctx).await?;
+        Ok(rows.iter().map(|row| Plain(Enrichment(row.clone()))).collect())
     }
     /// How many alerts it appears in.
     async fn alert_count(&self, ctx: &Context<'_>) -> Result<i64> {
@@ -422,6 +422,12 @@ impl IndicatorConnection {
 }
 
 impl Alert {
+    /// Its indicators, through the request's loader.
+    pub(crate) async fn indicator_rows(&self, ctx: &Context<'_>) -> Result<Vec<Indicator>> {
+        let rows = loaders(ctx)?.load_one(IndicatorsOf(self.0.alert_id)).await?.unwrap_or_default();
+        Ok(rows.into_iter().map(Indicator).collect())
+    }
+
     pub(crate) fn close_classification_value(&self) -> Option<CloseClassification> {
         let stored = self.0.close_classification.as_deref()?;
         stored.parse::<domain::triage::CloseClassification>().ok().map(Into::into)
@@ -436,11 +442,17 @@ impl Indicator {
         })
     }
 
+    /// The key its providers' results load by.
+    pub(crate) fn results_key(&self) -> ResultsOf {
+        ResultsOf(self.0.indicator_id, self.0.results_version)
+    }
+
     /// Its providers' results, through the request's loader.
-    pub(crate) async fn enrichment_rows(&self, ctx: &Context<'_>) -> Result<Vec<Enrichment>> {
-        let key = ResultsOf(self.0.indicator_id, self.0.results_version);
-        let rows = loaders(ctx)?.load_one(key).await?.unwrap_or_default();
-        Ok(rows.iter().cloned().map(Enrichment).collect())
+    pub(crate) async fn enrichment_rows(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<crate::graphql::results::Results> {
+        Ok(loaders(ctx)?.load_one(self.results_key()).await?.unwrap_or_default())
     }
 }
 
