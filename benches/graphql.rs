@@ -127,7 +127,9 @@ async fn main() {
             .unwrap();
         assert!(
             answer.get("errors").is_none()
-                && !answer["data"].as_object().is_none_or(|data| data.values().any(Value::is_null)),
+                && answer["data"]
+                    .as_object()
+                    .is_some_and(|data| !data.values().any(Value::is_null)),
             "{answer}"
         );
         println!("{name}: answers of {:.1} KB", answer.to_string().len() as f64 / 1024.0);

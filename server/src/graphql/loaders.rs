@@ -159,7 +159,9 @@ impl Loader<ResultsOf> for GraphLoader {
         let mut missing = Vec::new();
         for &key in keys {
             match self.results.get(key.0, key.1) {
-                Some(results) => drop(loaded.insert(key, results)),
+                Some(results) => {
+                    loaded.insert(key, results);
+                }
                 None => missing.push(key),
             }
         }

@@ -19,7 +19,7 @@ use async_graphql::parser::types::{Field, Selection};
 use async_graphql::registry::Registry;
 use async_graphql::resolver_utils::enum_value;
 use async_graphql::{
-    ContextSelectionSet, Name, OutputType, Positioned, ScalarType, ServerResult, Value,
+    Context, ContextSelectionSet, Name, OutputType, Positioned, ScalarType, ServerResult, Value,
 };
 
 use std::sync::Arc;
@@ -256,17 +256,14 @@ impl OutputType for Plain<Indicator> {
             return self.0.resolve(ctx, field).await;
         };
         let mut enrichments = None;
-        if let Some((selected, fields)) = &plan.enrichments {
+        if let Some((selected, fields)) = &plan.relation {
             let ctx_field = ctx.with_field(selected);
             match self.0.enrichment_rows(&ctx_field).await {
                 Ok(rows) => enrichments = Some(IndicatorPlan::enrichments(fields, &rows)),
-                // Recorded, and the field left out, as async-graphql does.
-                Err(error) => {
-                    ctx.add_error(ctx_field.set_error_path(error.into_server_error(selected.pos)))
-                }
+                Err(error) => record(ctx, &ctx_field, selected, error),
             }
         }
-        Ok(plan.build(&self.0, enrichments))
+        Ok(plan.build(&self.0, |name| self.0.plain_field(name), enrichments))
     }
 }
 
@@ -291,7 +288,7 @@ impl OutputType for Plain<Alert> {
             return self.0.resolve(ctx, field).await;
         };
         let mut indicators = None;
-        if let Some((selected, indicator_plan)) = &plan.indicators {
+        if let Some((selected, indicator_plan)) = &plan.relation {
             let ctx_field = ctx.with_field(selected);
             match self.0.indicator_rows(&ctx_field).await {
                 Ok(rows) => {
@@ -299,29 +296,43 @@ impl OutputType for Plain<Alert> {
                     let built = indicator_plan.build_all(&ctx_list, &rows).await;
                     indicators = Some(Value::List(built));
                 }
-                // Recorded, and the field left out, as async-graphql does.
-                Err(error) => {
-                    ctx.add_error(ctx_field.set_error_path(error.into_server_error(selected.pos)))
-                }
+                Err(error) => record(ctx, &ctx_field, selected, error),
             }
         }
-        Ok(build(&self.0, &plan.fields, |name| match name {
-            "indicators" => indicators.take(),
-            name => Some(self.0.plain_field(name)),
-        }))
+        Ok(plan.build(&self.0, |name| self.0.plain_field(name), indicators))
     }
 }
 
-/// What an alert's selection asks for, when it can be resolved in one pass.
-struct AlertPlan<'a> {
-    fields: Vec<&'a Field>,
-    /// The `indicators` field, when selected, with the plan for its selection.
-    indicators: Option<(&'a Positioned<Field>, IndicatorPlan<'a>)>,
+/// Records the error of field `selected` at its path; the field is left out of its object, as
+/// async-graphql does.
+fn record(
+    ctx: &ContextSelectionSet<'_>,
+    ctx_field: &Context<'_>,
+    selected: &Positioned<Field>,
+    error: async_graphql::Error,
+) {
+    ctx.add_error(ctx_field.set_error_path(error.into_server_error(selected.pos)));
 }
 
-impl<'a> AlertPlan<'a> {
-    fn of(selection: &'a [Positioned<Selection>]) -> Option<Self> {
-        let mut plan = AlertPlan { fields: Vec::with_capacity(selection.len()), indicators: None };
+/// What an object's selection asks for, when it can be resolved in one pass: plain fields and,
+/// optionally, one relation, whose selection has a one-pass plan `R` of its own.
+struct Plan<'a, R> {
+    fields: Vec<&'a Field>,
+    /// The relation's field, when selected, with the plan for its selection.
+    relation: Option<(&'a Positioned<Field>, R)>,
+}
+
+impl<'a, R> Plan<'a, R> {
+    /// The plan for `selection`, when every field in it is one of `plain` or `relation` (once,
+    /// with a selection `nested` accepts).
+    fn with_relation(
+        selection: &'a [Positioned<Selection>],
+        plain: &[&str],
+        relation: &str,
+        nested: impl FnOnce(&'a [Positioned<Selection>]) -> Option<R>,
+    ) -> Option<Self> {
+        let mut nested = Some(nested);
+        let mut plan = Plan { fields: Vec::with_capacity(selection.len()), relation: None };
         for selection in selection {
             let Selection::Field(field) = &selection.node else { return None };
             let node = &field.node;
@@ -330,36 +341,50 @@ impl<'a> AlertPlan<'a> {
             }
             match node.name.node.as_str() {
                 "__typename" => {}
-                "indicators" => {
-                    if plan.indicators.is_some() {
-                        return None;
-                    }
-                    let indicators = IndicatorPlan::of(&node.selection_set.node.items)?;
-                    plan.indicators = Some((field, indicators));
+                // Selected twice, the relation merges field by field: that is left to
+                // async-graphql.
+                name if name == relation => {
+                    let nested = nested.take()?(&node.selection_set.node.items)?;
+                    plan.relation = Some((field, nested));
                 }
-                name if Alert::PLAIN.contains(&name) => {}
+                name if plain.contains(&name) => {}
                 _ => return None,
             }
             plan.fields.push(node);
         }
         Some(plan)
     }
-}
 
-/// What an indicator's selection asks for, when it can be resolved in one pass.
-struct IndicatorPlan<'a> {
-    fields: Vec<&'a Field>,
-    /// The `enrichments` field, when selected, with its (plain) fields.
-    enrichments: Option<(&'a Positioned<Field>, Vec<&'a Field>)>,
-}
-
-impl IndicatorPlan<'_> {
-    /// `indicator` with its selected fields, `enrichments` (when selected) already built.
-    fn build(&self, indicator: &Indicator, mut enrichments: Option<Value>) -> Value {
-        build(indicator, &self.fields, |name| match name {
-            "enrichments" => enrichments.take(),
-            name => Some(indicator.plain_field(name)),
+    /// `object` with the selected fields, valued by `plain`, and the relation's value (when
+    /// selected) already built.
+    fn build<T: OutputType>(
+        &self,
+        object: &T,
+        plain: impl Fn(&str) -> Value,
+        mut relation: Option<Value>,
+    ) -> Value {
+        let relation_name = self.relation.as_ref().map(|(field, _)| field.node.name.node.as_str());
+        build(object, &self.fields, |name| {
+            if Some(name) == relation_name { relation.take() } else { Some(plain(name)) }
         })
+    }
+}
+
+/// An indicator's plan; its relation is `enrichments`, with its plain fields.
+type IndicatorPlan<'a> = Plan<'a, Vec<&'a Field>>;
+
+/// An alert's plan; its relation is `indicators`, with an indicator's plan.
+type AlertPlan<'a> = Plan<'a, IndicatorPlan<'a>>;
+
+impl<'a> AlertPlan<'a> {
+    fn of(selection: &'a [Positioned<Selection>]) -> Option<Self> {
+        Plan::with_relation(selection, Alert::PLAIN, "indicators", IndicatorPlan::of)
+    }
+}
+
+impl<'a> IndicatorPlan<'a> {
+    fn of(selection: &'a [Positioned<Selection>]) -> Option<Self> {
+        Plan::with_relation(selection, Indicator::PLAIN, "enrichments", plain_fields::<Enrichment>)
     }
 
     /// `enrichments` built from `rows`.
@@ -379,7 +404,7 @@ impl IndicatorPlan<'_> {
         indicators: &[Indicator],
     ) -> Vec<Value> {
         let mut enrichments: Vec<Option<Value>> = vec![None; indicators.len()];
-        if let Some((selected, fields)) = &self.enrichments {
+        if let Some((selected, fields)) = &self.relation {
             let keys: Vec<ResultsOf> = indicators.iter().map(Indicator::results_key).collect();
             let loaded = match ctx.data::<Loaders>() {
                 Ok(loaders) => loaders.load_many(keys.iter().copied()).await,
@@ -392,51 +417,20 @@ impl IndicatorPlan<'_> {
                         *slot = Some(Self::enrichments(fields, rows));
                     }
                 }
-                // Recorded for each indicator, and its field left out, as async-graphql does.
+                // Recorded for each indicator.
                 Err(error) => {
                     for index in 0..indicators.len() {
                         let ctx_index = ctx.with_index(index);
-                        let ctx_field = ctx_index.with_field(selected);
-                        let error = error.clone().into_server_error(selected.pos);
-                        ctx.add_error(ctx_field.set_error_path(error));
+                        record(ctx, &ctx_index.with_field(selected), selected, error.clone());
                     }
                 }
             }
         }
+        let indicators = indicators.iter().zip(enrichments);
         indicators
-            .iter()
-            .zip(enrichments)
-            .map(|(indicator, built)| self.build(indicator, built))
+            .map(|(indicator, built)| {
+                self.build(indicator, |name| indicator.plain_field(name), built)
+            })
             .collect()
-    }
-}
-
-impl<'a> IndicatorPlan<'a> {
-    fn of(selection: &'a [Positioned<Selection>]) -> Option<Self> {
-        let mut plan =
-            IndicatorPlan { fields: Vec::with_capacity(selection.len()), enrichments: None };
-        for selection in selection {
-            let Selection::Field(field) = &selection.node else { return None };
-            let node = &field.node;
-            if !node.arguments.is_empty() || !node.directives.is_empty() {
-                return None;
-            }
-            match node.name.node.as_str() {
-                "__typename" => {}
-                "enrichments" => {
-                    if plan.enrichments.is_some() {
-                        // Two selections of the list merge field by field: leave that to
-                        // async-graphql.
-                        return None;
-                    }
-                    let fields = plain_fields::<Enrichment>(&node.selection_set.node.items)?;
-                    plan.enrichments = Some((field, fields));
-                }
-                name if Indicator::PLAIN.contains(&name) => {}
-                _ => return None,
-            }
-            plan.fields.push(node);
-        }
-        Some(plan)
     }
 }
