@@ -37,7 +37,10 @@ const SUBSCRIBERS: usize = 1000;
 async fn main() {
     let chosen: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let runs = |part: &str| chosen.is_empty() || chosen.iter().any(|c| c == part);
-    let bench = common::BenchDatabase::create("alertgraph_bench_graphql", 32).await;
+    // The same variable and default as `serve` (`ALERTGRAPH_DB_POOL_SIZE`).
+    let pool: u32 = std::env::var("ALERTGRAPH_DB_POOL_SIZE")
+        .map_or(32, |size| size.parse().expect("a number of connections"));
+    let bench = common::BenchDatabase::create("alertgraph_bench_graphql", pool).await;
     let db = bench.db.clone();
     let loading = Instant::now();
     for statement in [

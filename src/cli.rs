@@ -64,6 +64,11 @@ enum Command {
     Work {
         #[command(flatten)]
         worker: WorkerArgs,
+        /// Where to answer `GET /metrics` for Prometheus (this worker's job, provider and
+        /// delivery metrics, and the queue's). Unset: no listener. `up` reports them on the
+        /// server's own `/metrics`.
+        #[arg(long, env = "ALERTGRAPH_WORKER_METRICS_LISTEN", value_name = "ADDRESS")]
+        metrics_listen: Option<SocketAddr>,
         #[command(flatten)]
         shared: SharedArgs,
     },
@@ -309,12 +314,15 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             tokio::spawn(stop_on_signal(stop));
             serve(db.clone(), server, key, policy, stopped).await
         }
-        Command::Work { worker, shared } => {
+        Command::Work { worker, metrics_listen, shared } => {
             let key = shared.require_key("work")?;
             let policy = shared.policy()?;
             check_migrated(&db).await?;
             let (stop, stopped) = watch::channel(false);
             tokio::spawn(stop_on_signal(stop));
+            if let Some(address) = metrics_listen {
+                serve_metrics(db.clone(), address, stopped.clone()).await?;
+            }
             work(&url, worker, key, policy, stopped).await
         }
         Command::McpStdio { api_key, tools, shared } => {
@@ -529,6 +537,34 @@ async fn work(
     let worked = worker::run(db.clone(), cfg, handlers, wait_for_stop(stopped)).await;
     db.close().await;
     worked.context("running the worker")
+}
+
+/// Answers `GET /metrics` on `address` until the process stops, for a worker that has no HTTP
+/// server of its own.
+async fn serve_metrics(
+    db: PgPool,
+    address: SocketAddr,
+    stopped: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("ALERTGRAPH_WORKER_METRICS_LISTEN: cannot listen on {address}"))?;
+    tracing::info!(%address, "worker metrics listening");
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let db = db.clone();
+            async move { server::http::metrics(&db).await }
+        }),
+    );
+    tokio::spawn(async move {
+        let served =
+            axum::serve(listener, app).with_graceful_shutdown(wait_for_stop(stopped)).await;
+        if let Err(error) = served {
+            tracing::error!(error = %error, "the worker's metrics listener stopped");
+        }
+    });
+    Ok(())
 }
 
 async fn wait_for_stop(mut stopped: watch::Receiver<bool>) {

@@ -17,6 +17,7 @@ pub mod indicator;
 pub mod ingest;
 pub mod job;
 pub mod mapping;
+pub mod metrics;
 pub mod normalize;
 pub mod notify;
 pub mod outbound;

@@ -38,6 +38,11 @@ pub enum ApiError {
 struct InternalCause(String);
 
 impl ApiError {
+    /// The machine-readable code the error is answered with (`INVALID_PAYLOAD`, …).
+    pub(crate) fn code(&self) -> &'static str {
+        self.status_code_details().1
+    }
+
     fn status_code_details(&self) -> (StatusCode, &'static str, Value) {
         match self {
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED", json!({})),

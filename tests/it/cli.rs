@@ -226,3 +226,170 @@ async fn commands_started_together_on_a_missing_database_all_succeed(db: PgPool)
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     }
 }
+
+/// Waits for `process` to answer `GET path` on `address` with 200.
+async fn wait_for(client: &reqwest::Client, address: std::net::SocketAddr, path: &str) {
+    for _ in 0..200 {
+        let answer = client.get(format!("http://{address}{path}")).send().await;
+        if answer.is_ok_and(|r| r.status() == 200) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("nothing answered {path} on {address}");
+}
+
+/// Scrapes `/metrics` until every line of `expected` is in it, and returns the last text.
+async fn scrape_until(
+    client: &reqwest::Client,
+    address: std::net::SocketAddr,
+    expected: &[&str],
+) -> String {
+    let mut text = String::new();
+    for _ in 0..100 {
+        let answer = client.get(format!("http://{address}/metrics")).send().await.unwrap();
+        assert_eq!(answer.status(), 200);
+        assert_eq!(
+            answer.headers()["content-type"],
+            "application/openmetrics-text; version=1.0.0; charset=utf-8"
+        );
+        text = answer.text().await.unwrap();
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        if expected.iter().all(|line| text.lines().any(|l| l == *line)) {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let missing: Vec<&&str> =
+        expected.iter().filter(|line| !text.lines().any(|l| l == **line)).collect();
+    panic!("{address}/metrics lacks {missing:?}:\n{text}");
+}
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn a_server_and_a_separate_worker_each_report_what_they_did_on_metrics(db: PgPool) {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    // One provider, answering from a local mock; the built-ins that would call out are off.
+    domain::migrate(&db).await.unwrap();
+    let mock = MockServer::start().await;
+    let ip = "203.0.113.77";
+    Mock::given(method("GET"))
+        .and(path(format!("/v3/community/{ip}")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(crate::enrichment::response("greynoise.noise_malicious.json")),
+        )
+        .expect(1)
+        .mount(&mock)
+        .await;
+    let update = domain::provider::registry::ProviderUpdate {
+        base_url: Some(Some(mock.uri())),
+        ..Default::default()
+    };
+    domain::provider::registry::update(&db, "greynoise", &update).await.unwrap();
+    sqlx::query("update enrichment_provider set is_active = (name = 'greynoise')")
+        .execute(&db)
+        .await
+        .unwrap();
+    Mock::given(method("POST"))
+        .and(path("/agent"))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(2)
+        .mount(&mock)
+        .await;
+    let key =
+        crate::helpers::create_key(&db, "siem", &[domain::api_key::Scope::AlertsWrite], None).await;
+    let admin =
+        crate::helpers::create_key(&db, "admin", &[domain::api_key::Scope::Admin], None).await;
+
+    let url = url_of(&db);
+    let secret = crate::helpers::test_key().to_base64();
+    let (server, worker) = (free_address(), free_address());
+    let start = |command: &str, setting: &str, address: std::net::SocketAddr| {
+        KillOnDrop(Some(
+            Command::new(BINARY)
+                .arg(command)
+                .env("DATABASE_URL", &url)
+                .envs(SMALL_POOLS)
+                .env("ALERTGRAPH_SECRET_KEY", &secret)
+                .env("ALERTGRAPH_OUTBOUND_ALLOW", "127.0.0.0/8")
+                .env("GREYNOISE_API_KEY", "gn-test-key")
+                .env(setting, address.to_string())
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap(),
+        ))
+    };
+    let _serving = start("serve", "ALERTGRAPH_LISTEN", server);
+    let client = reqwest::Client::new();
+    wait_for(&client, server, "/health").await;
+    // An agent that takes every enriched alert, registered before the worker starts.
+    let created = client
+        .post(format!("http://{server}/graphql"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({
+            "query": "mutation($url: String!) { createAgent(input: {name: \"triage\", webhookUrl: $url}) { agent { id } } }",
+            "variables": {"url": format!("{}/agent", mock.uri())},
+        }))
+        .send()
+        .await
+        .unwrap();
+    let created = json_with_status(created, 200).await;
+    assert!(created.get("errors").is_none(), "{created}");
+    let _working = start("work", "ALERTGRAPH_WORKER_METRICS_LISTEN", worker);
+    wait_for(&client, worker, "/metrics").await;
+
+    // Two alerts sharing an IP (one lookup, then one stored result reused; each alert delivered
+    // to the agent), and two refusals.
+    let post = |source: &str, body: String| {
+        client
+            .post(format!("http://{server}/v1/ingest/{source}"))
+            .bearer_auth(&key)
+            .body(body)
+            .send()
+    };
+    for title in ["First sighting", "Second sighting"] {
+        let body = serde_json::json!({"title": title, "src_ip": ip}).to_string();
+        let receipt = post("generic", body).await.unwrap();
+        assert_eq!(json_with_status(receipt, 202).await["status"], "queued");
+    }
+    assert_eq!(post("generic", "{not json".into()).await.unwrap().status(), 400);
+    assert_eq!(post("nowhere", "{}".into()).await.unwrap().status(), 404);
+    wait_until(&db, "select count(*) = 2 from alert where enrichment_status = 'Enriched'").await;
+
+    let served = scrape_until(
+        &client,
+        server,
+        &[
+            r#"alertgraph_ingest_requests_total{source="generic",outcome="queued"} 2"#,
+            r#"alertgraph_ingest_requests_total{source="generic",outcome="INVALID_JSON"} 1"#,
+            r#"alertgraph_ingest_requests_total{source="unknown",outcome="UNKNOWN_SOURCE"} 1"#,
+            r#"alertgraph_ingest_duration_seconds_count{source="generic"} 2"#,
+            r#"alertgraph_queue_jobs{state="dead"} 0"#,
+            "alertgraph_database_up 1",
+        ],
+    )
+    .await;
+    // The server ran no job: those are the worker's to report.
+    assert!(!served.contains("alertgraph_jobs_finished_total{"), "{served}");
+    let worked = scrape_until(
+        &client,
+        worker,
+        &[
+            r#"alertgraph_jobs_finished_total{kind="enrich_alert",outcome="succeeded"} 2"#,
+            r#"alertgraph_job_duration_seconds_count{kind="enrich_alert"} 2"#,
+            r#"alertgraph_provider_calls_total{provider="greynoise",outcome="success"} 1"#,
+            r#"alertgraph_provider_call_duration_seconds_count{provider="greynoise"} 1"#,
+            r#"alertgraph_enrichment_lookups_total{provider="greynoise",result="miss"} 1"#,
+            r#"alertgraph_enrichment_lookups_total{provider="greynoise",result="hit"} 1"#,
+            r#"alertgraph_jobs_finished_total{kind="deliver_webhook",outcome="succeeded"} 2"#,
+            r#"alertgraph_webhook_deliveries_total{outcome="delivered"} 2"#,
+            "alertgraph_webhook_delivery_duration_seconds_count 2",
+            "alertgraph_database_up 1",
+        ],
+    )
+    .await;
+    assert!(!worked.contains("alertgraph_ingest_requests_total{"), "{worked}");
+}

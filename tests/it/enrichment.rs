@@ -12,7 +12,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::{enricher, fixture, json_with_status, spawn_app};
 
-fn response(name: &str) -> serde_json::Value {
+pub(crate) fn response(name: &str) -> serde_json::Value {
     let path =
         format!("{}/../shared/fixtures/providers/responses/{name}", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()

@@ -16,7 +16,7 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use domain::job::{ClaimedJob, retry_delay};
 use domain::store::job::{self as job_store, Failure, FinishError};
@@ -329,6 +329,8 @@ async fn execute(
     job: ClaimedJob,
 ) -> bool {
     let span = tracing::Span::current();
+    let started = Instant::now();
+    let metrics = domain::metrics::global();
     let completed = Arc::new(AtomicBool::new(false));
     let result = match handlers.by_kind.get(&job.kind) {
         Some(handler) => {
@@ -346,6 +348,7 @@ async fn execute(
         (Ok(()), Completion::Batched(completions)) => {
             if completions.send((job.job_id, job.lease_token)).is_ok() {
                 span.record("outcome", "succeeded");
+                metrics.job(&job.kind, "succeeded", started.elapsed());
                 return true;
             }
             complete(db, &job).await.map(|()| "succeeded")
@@ -363,6 +366,12 @@ async fn execute(
             record_failure(db, &job, Failure::GiveUp, &message).await
         }
     };
+    let recorded = match &outcome {
+        Ok(outcome) => outcome,
+        Err(JobError::Fenced) => "fenced",
+        Err(_) => "unrecorded",
+    };
+    metrics.job(&job.kind, recorded, started.elapsed());
     match outcome {
         Ok(outcome) => {
             span.record("outcome", outcome);

@@ -156,6 +156,12 @@ impl Deliverer {
                 (attempt, outcome)
             }
         };
+        let counted = match &outcome {
+            Delivered::Delivered => "delivered",
+            Delivered::Retry { .. } => "retry",
+            Delivered::Failed(_) | Delivered::Skipped => "failed",
+        };
+        crate::metrics::global().delivery(counted, started.elapsed());
         let (status, next) = match &outcome {
             Delivered::Delivered => ("delivered", None),
             Delivered::Retry { after, .. } => (

@@ -338,6 +338,7 @@ impl Enricher {
             }
         }
         let mut summary = RunSummary::default();
+        let metrics = crate::metrics::global();
         let mut pending: Vec<(Uuid, &Indicator, &Arc<Configured>)> = pairs
             .into_iter()
             .map(|((indicator_id, indicator), configured)| (*indicator_id, indicator, configured))
@@ -362,8 +363,12 @@ impl Enricher {
                     LookupClaim::Fresh => {
                         summary.cached += 1;
                         summary.succeeded.push(entry.2.provider.spec.provider_name.clone());
+                        metrics.lookups(&entry.2.provider.spec.provider_name, true, 1);
                     }
-                    LookupClaim::Claimed => mine.push(entry),
+                    LookupClaim::Claimed => {
+                        metrics.lookups(&entry.2.provider.spec.provider_name, false, 1);
+                        mine.push(entry)
+                    }
                     LookupClaim::HeldElsewhere => theirs.push(entry),
                 }
             }
@@ -415,6 +420,7 @@ impl Enricher {
                 if answered.contains(&key) {
                     summary.cached += 1;
                     summary.succeeded.push(entry.2.provider.spec.provider_name.clone());
+                    crate::metrics::global().lookups(&entry.2.provider.spec.provider_name, true, 1);
                 } else if lapsed.contains(&key) {
                     take_over.push(entry);
                 } else {
@@ -555,6 +561,7 @@ impl Enricher {
         indicator: &Indicator,
     ) -> NewResult {
         let spec = &configured.provider.spec;
+        let started = Instant::now();
         let first = lookup(&self.client, spec, &configured.auth, indicator).await;
         let outcome = match retry_pause(&first) {
             Some(pause) => {
@@ -563,6 +570,11 @@ impl Enricher {
             }
             None => first,
         };
+        crate::metrics::global().provider_call(
+            &spec.provider_name,
+            outcome.is_ok(),
+            started.elapsed(),
+        );
         let base = NewResult {
             indicator_id,
             enrichment_provider_id: configured.provider.enrichment_provider_id,

@@ -1,7 +1,7 @@
 //! `POST /v1/ingest/{source}`: authenticate, read the body under the size limit, hand it to
 //! `domain::ingest::accept`, answer 202 once the alert is committed.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::body::Body;
@@ -25,11 +25,33 @@ pub(super) struct IngestReceipt {
     duplicate_count: i32,
 }
 
+/// Answers one authenticated ingest request and counts it in the metrics, by source (`unknown`
+/// for a name that is none, so that callers cannot mint label values) and outcome.
 pub(super) async fn ingest(
     State(state): State<AppState>,
     Path(source): Path<String>,
     caller: Caller,
     headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<IngestReceipt>), ApiError> {
+    let started = Instant::now();
+    let parsed = source.parse::<Source>().ok();
+    let answered = accept(&state, source, &caller, &headers, body).await;
+    let label = parsed.map_or("unknown", |source| source.as_str());
+    match &answered {
+        Ok((_, Json(receipt))) => {
+            domain::metrics::global().ingest(label, receipt.status, Some(started.elapsed()))
+        }
+        Err(error) => domain::metrics::global().ingest(label, error.code(), None),
+    }
+    answered
+}
+
+async fn accept(
+    state: &AppState,
+    source: String,
+    caller: &Caller,
+    headers: &HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<IngestReceipt>), ApiError> {
     caller.require(Scope::AlertsWrite)?;
@@ -38,7 +60,7 @@ pub(super) async fn ingest(
         return Err(ApiError::SourceNotAllowed(source.to_string()));
     }
     let body =
-        read_limited(&headers, body, state.cfg.max_body_bytes, state.cfg.body_read_timeout).await?;
+        read_limited(headers, body, state.cfg.max_body_bytes, state.cfg.body_read_timeout).await?;
     let signature = signature_header(source).and_then(|name| headers.get(name)?.to_str().ok());
     let mappings = state.mappings.snapshot();
     let submission = Submission { source, body: &body, signature, actor: &caller.0.name };

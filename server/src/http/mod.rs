@@ -3,6 +3,7 @@
 mod auth;
 mod health;
 mod ingest;
+mod metrics;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::HeaderName;
@@ -16,6 +17,7 @@ use crate::state::AppState;
 
 pub use auth::Caller;
 pub(crate) use auth::bearer;
+pub use metrics::scrape as metrics;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -37,6 +39,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/ingest/{source}", post(ingest::ingest))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
+        .route("/metrics", get(|state: axum::extract::State<AppState>| async move { metrics::scrape(&state.db).await }))
         // Bodies are read under our own limit in the handlers, which answer 413 in the
         // product's error shape; axum's default 2 MiB limit would answer first otherwise.
         .layer(DefaultBodyLimit::disable())
