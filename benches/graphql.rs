@@ -7,7 +7,8 @@
 //!
 //! Arguments name the parts to run (`a`, `b`, `c`, `fan-out`); none runs them all:
 //! `cargo bench --bench graphql -- b`. `ALERTGRAPH_GRAPHQL_CACHE_MB` sizes the server's
-//! provider-result cache as it does for `serve` (0: none).
+//! provider-result cache and `ALERTGRAPH_DB_POOL_SIZE` its pool (default 32), as they do for
+//! `serve`.
 
 mod common;
 

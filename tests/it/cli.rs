@@ -255,7 +255,14 @@ async fn scrape_until(
         );
         text = answer.text().await.unwrap();
         assert!(text.ends_with("# EOF\n"), "{text}");
+        // Each metric family once: Prometheus refuses a scrape that repeats one.
+        let mut families: Vec<&str> = text.lines().filter(|l| l.starts_with("# TYPE ")).collect();
+        let listed = families.len();
+        families.sort();
+        families.dedup();
+        assert_eq!(families.len(), listed, "a metric family appears twice:\n{text}");
         if expected.iter().all(|line| text.lines().any(|l| l == *line)) {
+            assert_parses_as_openmetrics(&text);
             return text;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -263,6 +270,32 @@ async fn scrape_until(
     let missing: Vec<&&str> =
         expected.iter().filter(|line| !text.lines().any(|l| l == **line)).collect();
     panic!("{address}/metrics lacks {missing:?}:\n{text}");
+}
+
+/// Reads `text` with the Prometheus project's strict OpenMetrics parser (Python client), as a
+/// scraper would.
+fn assert_parses_as_openmetrics(text: &str) {
+    use std::io::Write;
+    let mut parser = Command::new(crate::helpers::python())
+        .args([
+            "-c",
+            "import sys\n\
+             from prometheus_client.openmetrics.parser import text_string_to_metric_families\n\
+             for family in text_string_to_metric_families(sys.stdin.read()):\n\
+             \x20   print(family.name, len(family.samples))",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    parser.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let parsed = parser.wait_with_output().unwrap();
+    assert!(
+        parsed.status.success(),
+        "the OpenMetrics parser refused the scrape: {}\n{text}",
+        String::from_utf8_lossy(&parsed.stderr)
+    );
 }
 
 #[sqlx::test(migrator = "domain::MIGRATOR")]

@@ -196,3 +196,31 @@ pub(crate) fn wider(db: &PgPool) -> PgPool {
         .max_connections(20)
         .connect_lazy_with((*db.connect_options()).clone())
 }
+
+/// The Python packages real clients come from: the official MCP SDK, and the Prometheus
+/// project's client, whose strict OpenMetrics parser reads `/metrics`.
+const PYTHON_PACKAGES: [&str; 2] = ["mcp==2.3.0", "prometheus-client==0.26.0"];
+
+/// A Python with [`PYTHON_PACKAGES`]: a virtual environment under the target directory,
+/// created and installed from PyPI the first time a test needs it.
+pub(crate) fn python() -> &'static std::path::Path {
+    static PYTHON: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    PYTHON.get_or_init(|| {
+        let venv = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("python-venv");
+        let python = venv.join("bin/python");
+        let installed = venv.join(format!("installed-{}", PYTHON_PACKAGES.join("-")));
+        if !installed.exists() {
+            run(std::process::Command::new("python3").args(["-m", "venv"]).arg(&venv));
+            run(std::process::Command::new(&python)
+                .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+                .args(PYTHON_PACKAGES));
+            std::fs::write(&installed, "").expect("marking the venv installed");
+        }
+        python
+    })
+}
+
+fn run(command: &mut std::process::Command) {
+    let status = command.status().unwrap_or_else(|error| panic!("{command:?}: {error}"));
+    assert!(status.success(), "{command:?} failed: {status}");
+}

@@ -3,7 +3,6 @@
 //! files added at run time, and a tool list that must match its committed snapshot.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use domain::api_key::Scope;
 use serde_json::{Value, json};
@@ -13,44 +12,13 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::{TestApp, create_key, fixture, spawn_app, spawn_app_with, test_key};
 
-/// The official Python MCP SDK release the tests drive the server with.
-const MCP_SDK: &str = "mcp==2.3.0";
 /// A public IP no fixture holds, enriched on demand through a mocked VirusTotal.
 const FRESH_IP: &str = "45.155.205.233";
-
-/// A Python with the MCP SDK: a virtual environment under the target directory, created and
-/// installed from PyPI the first time a test needs it.
-fn python() -> &'static Path {
-    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON.get_or_init(|| {
-        let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("mcp-venv");
-        let python = venv.join("bin/python");
-        let installed = venv.join(format!("installed-{MCP_SDK}"));
-        if !installed.exists() {
-            run(std::process::Command::new("python3").args(["-m", "venv"]).arg(&venv));
-            run(std::process::Command::new(&python).args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                MCP_SDK,
-            ]));
-            std::fs::write(&installed, "").expect("marking the venv installed");
-        }
-        python
-    })
-}
-
-fn run(command: &mut std::process::Command) {
-    let status = command.status().unwrap_or_else(|error| panic!("{command:?}: {error}"));
-    assert!(status.success(), "{command:?} failed: {status}");
-}
 
 /// Runs tests/mcp/client.py with `config` and returns what it printed.
 async fn python_client(config: Value) -> Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mcp/client.py");
-    let output = tokio::process::Command::new(python())
+    let output = tokio::process::Command::new(crate::helpers::python())
         .arg(script)
         .arg(config.to_string())
         .output()

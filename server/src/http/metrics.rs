@@ -8,6 +8,7 @@ use std::sync::atomic::AtomicU64;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 use sqlx::PgPool;
@@ -22,17 +23,17 @@ pub async fn scrape(db: &PgPool) -> Response {
     match domain::store::job::stats(db).await {
         Ok(queue) => {
             reachable.set(1);
+            let jobs = Family::<Vec<(&str, &str)>, Gauge>::default();
             for (state, count) in
                 [("queued", queue.queued), ("running", queue.running), ("dead", queue.dead)]
             {
-                let jobs = Gauge::<i64>::default();
-                jobs.set(count);
-                registry.sub_registry_with_label(("state".into(), state.into())).register(
-                    "queue_jobs",
-                    "Jobs in the queue by state (every replica reads the same table)",
-                    jobs,
-                );
+                jobs.get_or_create(&vec![("state", state)]).set(count);
             }
+            registry.register(
+                "queue_jobs",
+                "Jobs in the queue by state (every replica reads the same table)",
+                jobs,
+            );
             let oldest = Gauge::<f64, AtomicU64>::default();
             oldest.set(queue.oldest_due_seconds);
             registry.register_with_unit(
