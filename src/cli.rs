@@ -288,6 +288,10 @@ enum ApiKeyCommand {
         /// Comma-separated sources this key may ingest into (default: all).
         #[arg(long, value_delimiter = ',')]
         allowed_sources: Option<Vec<String>>,
+        /// Requests a minute the key may make, across every server together (default:
+        /// unlimited); beyond it, requests get 429 RATE_LIMITED until the minute ends.
+        #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
+        rate_limit_per_minute: Option<i32>,
     },
     /// List keys (never their secrets).
     List,
@@ -632,7 +636,14 @@ async fn rotate_secrets(
 
 async fn api_key_command(db: &PgPool, command: ApiKeyCommand) -> anyhow::Result<()> {
     match command {
-        ApiKeyCommand::Create { name, scopes, key_type, expires_at, allowed_sources } => {
+        ApiKeyCommand::Create {
+            name,
+            scopes,
+            key_type,
+            expires_at,
+            allowed_sources,
+            rate_limit_per_minute,
+        } => {
             let scopes = scopes
                 .iter()
                 .map(|scope| scope.trim().parse::<Scope>())
@@ -643,7 +654,14 @@ async fn api_key_command(db: &PgPool, command: ApiKeyCommand) -> anyhow::Result<
                 .map(|sources| sources.iter().map(|s| s.trim().parse::<Source>()).collect())
                 .transpose()
                 .context("--allowed-sources")?;
-            let new = NewKey { name, scopes, key_type, allowed_sources, expires_at };
+            let new = NewKey {
+                name,
+                scopes,
+                key_type,
+                allowed_sources,
+                expires_at,
+                rate_limit_per_minute,
+            };
             let (principal, plaintext) = api_key::create(db, &new).await?;
             eprintln!(
                 "Created API key {:?} ({}). Store it now: it is shown only once.",

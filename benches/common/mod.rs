@@ -60,6 +60,7 @@ pub(crate) async fn api_key(db: &PgPool, scopes: &[domain::api_key::Scope]) -> S
         key_type: domain::api_key::KeyType::Agent,
         allowed_sources: None,
         expires_at: None,
+        rate_limit_per_minute: None,
     };
     domain::api_key::create(db, &new).await.unwrap().1
 }

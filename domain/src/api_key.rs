@@ -131,6 +131,8 @@ pub struct Principal {
     /// `None`: the key may ingest into every source.
     pub allowed_sources: Option<Vec<Source>>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// Requests a minute across every replica; `None`: unlimited.
+    pub rate_limit_per_minute: Option<i32>,
 }
 
 impl Principal {
@@ -156,6 +158,11 @@ pub enum AuthError {
     Invalid,
     #[error("the API key has expired")]
     Expired,
+    #[error(
+        "this API key has used its {limit} requests for this minute; retry in {} s",
+        retry_after.as_secs_f64().ceil().max(1.0)
+    )]
+    RateLimited { limit: i32, retry_after: Duration },
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
@@ -168,6 +175,8 @@ pub struct NewKey {
     pub key_type: KeyType,
     pub allowed_sources: Option<Vec<Source>>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// Requests a minute across every replica; `None`: unlimited.
+    pub rate_limit_per_minute: Option<i32>,
 }
 
 /// Why a key could not be created.
@@ -179,6 +188,8 @@ pub enum CreateKeyError {
     NoScopes,
     #[error("expires_at is in the past")]
     ExpiresInPast,
+    #[error("rate_limit_per_minute must be at least 1")]
+    RateLimitNotPositive,
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
@@ -194,6 +205,9 @@ pub async fn create(db: &PgPool, new: &NewKey) -> Result<(Principal, String), Cr
     if new.expires_at.is_some_and(|at| at <= Utc::now()) {
         return Err(CreateKeyError::ExpiresInPast);
     }
+    if new.rate_limit_per_minute.is_some_and(|limit| limit < 1) {
+        return Err(CreateKeyError::RateLimitNotPositive);
+    }
     let plaintext = generate();
     let prefix = plaintext[..VISIBLE_PREFIX_CHARS].to_owned();
     let api_key_id = store::api_key::insert(db, new, &prefix, &digest(&plaintext)).await?;
@@ -205,6 +219,7 @@ pub async fn create(db: &PgPool, new: &NewKey) -> Result<(Principal, String), Cr
         key_type: new.key_type,
         allowed_sources: new.allowed_sources.clone(),
         expires_at: new.expires_at,
+        rate_limit_per_minute: new.rate_limit_per_minute,
     };
     Ok((principal, plaintext))
 }
@@ -280,6 +295,69 @@ impl KeyCache {
     }
 }
 
+/// A process takes a limited key's requests from the shared budget in parts of about this
+/// fraction of its limit: one write per part instead of one per request. At most one part per
+/// replica goes unused when a window ends, and a replica may refuse while another still holds
+/// a part.
+const LEASE_PARTS: i32 = 20;
+
+/// Per-key request limits, for every replica together (SPEC §8): each key's budget for the
+/// current minute lives in PostgreSQL (`api_key_usage`), and this process takes it in parts.
+/// Once the budget of a window is spent, this process refuses the key until the window ends
+/// without asking again.
+#[derive(Debug, Default)]
+pub struct RateLimiter {
+    leases: Mutex<HashMap<Uuid, Lease>>,
+}
+
+/// The part of a key's current window that this process holds.
+#[derive(Debug, Clone, Copy)]
+struct Lease {
+    remaining: i32,
+    until: Instant,
+    /// The window's whole budget is spent (by any replica).
+    spent: bool,
+}
+
+impl RateLimiter {
+    /// Admits one request of `principal`, or says when to retry.
+    pub async fn admit(&self, db: &PgPool, principal: &Principal) -> Result<(), AuthError> {
+        let Some(limit) = principal.rate_limit_per_minute else {
+            return Ok(());
+        };
+        let key = principal.api_key_id;
+        let now = Instant::now();
+        if let Some(lease) = self.lock().get_mut(&key).filter(|lease| now < lease.until) {
+            if lease.remaining > 0 {
+                lease.remaining -= 1;
+                return Ok(());
+            }
+            if lease.spent {
+                return Err(AuthError::RateLimited { limit, retry_after: lease.until - now });
+            }
+        }
+        let wanted = (limit / LEASE_PARTS).max(1);
+        let taken = store::api_key::take_requests(db, key, limit, wanted).await?;
+        let until = Instant::now() + taken.window_left;
+        let mut leases = self.lock();
+        let lease = leases.entry(key).or_insert(Lease { remaining: 0, until, spent: false });
+        if lease.until <= now {
+            *lease = Lease { remaining: 0, until, spent: false };
+        }
+        lease.until = until;
+        if taken.granted == 0 {
+            lease.spent = true;
+            return Err(AuthError::RateLimited { limit, retry_after: taken.window_left });
+        }
+        lease.remaining += taken.granted - 1;
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Lease>> {
+        self.leases.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 /// Revokes the key whose visible prefix is `prefix`. Returns whether a live key was revoked.
 pub async fn revoke(db: &PgPool, prefix: &str) -> Result<bool, sqlx::Error> {
     store::api_key::revoke(db, prefix).await
@@ -313,6 +391,7 @@ mod tests {
             key_type: KeyType::Human,
             allowed_sources: None,
             expires_at: None,
+            rate_limit_per_minute: None,
         };
         assert!(Scope::ALL.iter().all(|&scope| principal.has_scope(scope)));
     }

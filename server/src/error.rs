@@ -27,6 +27,11 @@ pub enum ApiError {
     UnreadableBody(String),
     #[error("the request body did not arrive within {seconds} seconds")]
     BodyTimeout { seconds: f64 },
+    #[error(
+        "this API key has used its {limit} requests for this minute; retry in {} s",
+        retry_after_seconds(*retry_after)
+    )]
+    RateLimited { limit: i32, retry_after: std::time::Duration },
     #[error(transparent)]
     Ingest(IngestError),
     #[error("internal error")]
@@ -68,6 +73,14 @@ impl ApiError {
                 "REQUEST_TIMEOUT",
                 json!({ "timeout_seconds": seconds }),
             ),
+            ApiError::RateLimited { limit, retry_after } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "RATE_LIMITED",
+                json!({
+                    "limit_per_minute": limit,
+                    "retry_after_seconds": retry_after_seconds(*retry_after),
+                }),
+            ),
             ApiError::Ingest(IngestError::InvalidSignature(source)) => (
                 StatusCode::UNAUTHORIZED,
                 "INVALID_SIGNATURE",
@@ -103,6 +116,9 @@ impl From<AuthError> for ApiError {
     fn from(error: AuthError) -> Self {
         match error {
             AuthError::Db(db) => ApiError::Internal(Box::new(db)),
+            AuthError::RateLimited { limit, retry_after } => {
+                ApiError::RateLimited { limit, retry_after }
+            }
             other => ApiError::Unauthorized(other.to_string()),
         }
     }
@@ -125,6 +141,10 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if let ApiError::RateLimited { retry_after, .. } = &self {
+            let seconds = retry_after_seconds(*retry_after);
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         let cause = match &self {
             ApiError::Internal(cause) => Some(cause.to_string()),
             ApiError::Ingest(IngestError::Db(cause)) => Some(cause.to_string()),
@@ -135,6 +155,12 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// Whole seconds until a refused key may retry, as `Retry-After` gives them: rounded up, and
+/// at least 1.
+pub(crate) fn retry_after_seconds(retry_after: std::time::Duration) -> u64 {
+    retry_after.as_secs_f64().ceil().max(1.0) as u64
 }
 
 /// Logs the cause of every 500 once, inside the request's span.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::api_key::KeyCache;
+use domain::api_key::{AuthError, KeyCache, Principal, RateLimiter};
 use domain::ingest::{AlertWriter, IngestSettings};
 use domain::mapping::MappingCache;
 use domain::notify::JobWaker;
@@ -59,6 +59,8 @@ pub struct AppState {
     pub db: PgPool,
     pub cfg: Arc<ServerConfig>,
     pub keys: Arc<KeyCache>,
+    /// Per-key request limits, shared with every replica through the database.
+    pub limits: Arc<RateLimiter>,
     pub mappings: Arc<MappingCache>,
     /// Writes accepted alerts, grouping concurrent ones into shared transactions.
     pub writer: AlertWriter,
@@ -127,6 +129,7 @@ impl AppState {
             db,
             cfg: Arc::new(cfg),
             keys: Arc::new(KeyCache::default()),
+            limits: Arc::new(RateLimiter::default()),
             mappings: Arc::new(mappings),
             writer,
             events: tokio::sync::broadcast::channel(EVENT_BUFFER).0,
@@ -136,5 +139,14 @@ impl AppState {
             results: Arc::new(results),
             parsed: Default::default(),
         })
+    }
+
+    /// The caller behind a presented key, once its key is verified and its rate limit admits
+    /// one more request. Every authenticated route, GraphQL over HTTP and WebSocket, and MCP
+    /// go through here.
+    pub async fn authenticate(&self, presented: &str) -> Result<Principal, AuthError> {
+        let principal = self.keys.verify(&self.db, presented).await?;
+        self.limits.admit(&self.db, &principal).await?;
+        Ok(principal)
     }
 }

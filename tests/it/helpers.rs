@@ -57,6 +57,7 @@ pub(crate) async fn create_key(
         key_type: KeyType::Agent,
         allowed_sources: sources,
         expires_at: None,
+        rate_limit_per_minute: None,
     };
     domain::api_key::create(db, &new).await.expect("creating a key").1
 }

@@ -179,6 +179,7 @@ async fn revoked_and_expired_keys_stop_working_at_once(db: PgPool) {
             key_type: domain::api_key::KeyType::Agent,
             allowed_sources: None,
             expires_at: Some(chrono::Utc::now() + chrono::Duration::milliseconds(300)),
+            rate_limit_per_minute: None,
         },
     )
     .await

@@ -15,5 +15,6 @@ mod limits;
 mod mcp;
 mod providers;
 mod queue;
+mod rate_limits;
 mod subscriptions;
 mod triage;

@@ -22,6 +22,8 @@ pub(crate) struct ApiKey {
     pub(crate) key_type: String,
     pub(crate) allowed_sources: Option<Vec<String>>,
     pub(crate) expires_at: Option<DateTime<Utc>>,
+    /// Requests a minute this key may make, across every server together; unlimited when null.
+    pub(crate) rate_limit_per_minute: Option<i32>,
     pub(crate) revoked_at: Option<DateTime<Utc>>,
     pub(crate) created_at: DateTime<Utc>,
 }
@@ -36,6 +38,10 @@ pub(crate) struct ApiKeyInput {
     /// Sources this key may ingest into; all when omitted.
     pub(crate) allowed_sources: Option<Vec<String>>,
     pub(crate) expires_at: Option<DateTime<Utc>>,
+    /// Requests a minute this key may make, across every server together (at least 1); beyond
+    /// it, requests are refused with `RATE_LIMITED` until the minute ends. Unlimited when
+    /// omitted.
+    pub(crate) rate_limit_per_minute: Option<i32>,
 }
 
 /// A new key: the secret is shown this once.
@@ -116,6 +122,7 @@ fn listed(row: domain::store::api_key::KeyListing) -> ApiKey {
         key_type: row.key_type,
         allowed_sources: row.allowed_sources,
         expires_at: row.expires_at,
+        rate_limit_per_minute: row.rate_limit_per_minute,
         revoked_at: row.revoked_at,
         created_at: row.created_at,
     }
@@ -392,11 +399,15 @@ impl AdminMutation {
             key_type,
             allowed_sources,
             expires_at: input.expires_at,
+            rate_limit_per_minute: input.rate_limit_per_minute,
         };
         let db = &state(ctx)?.db;
         let (principal, key) =
             domain::api_key::create(db, &new).await.map_err(|error| match error {
                 domain::api_key::CreateKeyError::Db(error) => internal(error),
+                domain::api_key::CreateKeyError::RateLimitNotPositive => {
+                    bad_input("rateLimitPerMinute", "must be at least 1")
+                }
                 other => bad_input("input", &other.to_string()),
             })?;
         let listed_key = domain::api_key::list(db)

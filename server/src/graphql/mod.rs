@@ -21,7 +21,7 @@ use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, Graph
 use axum::Extension;
 use axum::extract::WebSocketUpgrade;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use domain::api_key::{AuthError, Principal, Scope};
 pub use parsed::ParsedQueries;
@@ -173,10 +173,9 @@ pub(crate) async fn websocket(
                     .unwrap_or_default()
                     .to_owned();
                 let principal = state
-                    .keys
-                    .verify(&state.db, &presented)
+                    .authenticate(&presented)
                     .await
-                    .map_err(|error| coded(&error.to_string(), "UNAUTHORIZED"))?;
+                    .map_err(|error| coded(&error.to_string(), refusal(&error).1))?;
                 let mut data = Data::default();
                 data.insert(principal);
                 data.insert(loaders::new_loaders(&state));
@@ -195,11 +194,15 @@ async fn execute(
     let principal = match authenticate(&state, headers).await {
         Ok(principal) => principal,
         Err(error) => {
-            let error = coded(&error.to_string(), "UNAUTHORIZED");
-            let response = async_graphql::Response::from_errors(vec![
-                error.into_server_error(Default::default()),
+            let (status, code) = refusal(&error);
+            let mut response = async_graphql::Response::from_errors(vec![
+                coded(&error.to_string(), code).into_server_error(Default::default()),
             ]);
-            return (StatusCode::UNAUTHORIZED, GraphQLResponse::from(response)).into_response();
+            if let AuthError::RateLimited { retry_after, .. } = error {
+                let seconds = crate::error::retry_after_seconds(retry_after);
+                response.http_headers.insert(header::RETRY_AFTER, seconds.into());
+            }
+            return (status, GraphQLResponse::from(response)).into_response();
         }
     };
     GraphQLResponse::from(execute_as(schema, &state, principal, request).await).into_response()
@@ -218,7 +221,18 @@ pub(crate) async fn execute_as(
 }
 
 async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, AuthError> {
-    state.keys.verify(&state.db, crate::http::bearer(headers)?).await
+    state.authenticate(crate::http::bearer(headers)?).await
+}
+
+/// The status and `extensions.code` a refused request is answered with.
+fn refusal(error: &AuthError) -> (StatusCode, &'static str) {
+    match error {
+        AuthError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED"),
+        AuthError::Db(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
+        AuthError::Missing | AuthError::Invalid | AuthError::Expired => {
+            (StatusCode::UNAUTHORIZED, "UNAUTHORIZED")
+        }
+    }
 }
 
 /// An error with `extensions.code`.

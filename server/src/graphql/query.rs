@@ -139,6 +139,7 @@ impl CoreQuery {
             key_type: principal.key_type.as_str().to_owned(),
             scopes: principal.scopes.iter().map(|s| s.as_str().to_owned()).collect(),
             expires_at: principal.expires_at,
+            rate_limit_per_minute: principal.rate_limit_per_minute,
         })
     }
 

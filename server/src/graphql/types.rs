@@ -821,4 +821,6 @@ pub(crate) struct Viewer {
     pub(crate) key_type: String,
     pub(crate) scopes: Vec<String>,
     pub(crate) expires_at: Option<DateTime<Utc>>,
+    /// Requests a minute this key may make, across every server together; unlimited when null.
+    pub(crate) rate_limit_per_minute: Option<i32>,
 }

@@ -25,7 +25,7 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let principal = state.keys.verify(&state.db, bearer(&parts.headers)?).await?;
+        let principal = state.authenticate(bearer(&parts.headers)?).await?;
         Ok(Caller(principal))
     }
 }

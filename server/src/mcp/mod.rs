@@ -126,7 +126,7 @@ pub(crate) async fn authenticate(
     next: Next,
 ) -> Response {
     let verified = match crate::http::bearer(request.headers()) {
-        Ok(key) => state.keys.verify(&state.db, key).await,
+        Ok(key) => state.authenticate(key).await,
         Err(error) => Err(error),
     };
     match verified {
