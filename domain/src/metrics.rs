@@ -144,7 +144,7 @@ impl Metrics {
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
             "ingest_requests",
-            "Ingest requests answered, by source and outcome (queued, deduplicated or the error code)",
+            "Ingest requests whose key was accepted, by source and outcome (queued, deduplicated or the error code)",
             self.ingests.clone(),
         );
         registry.register_with_unit(

@@ -74,7 +74,9 @@ async fn a_key_past_its_budget_is_refused_by_every_replica_over_every_interface(
         .send()
         .await
         .unwrap();
-    refused(graphql).await;
+    let body = refused(graphql).await;
+    // About the request, not a place in its document.
+    assert!(body["errors"][0].get("locations").is_none(), "{body}");
     let mcp = first
         .client
         .post(first.url("/mcp"))

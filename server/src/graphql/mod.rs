@@ -136,17 +136,12 @@ pub(crate) async fn get(
     match async_graphql::http::parse_query_string(&query) {
         Ok(request) => execute(&schema, state, &headers, request).await,
         Err(error) => {
-            let error = coded(
+            let error = request_error(
                 &format!("the query string is not a GraphQL request: {error}"),
                 "BAD_REQUEST",
             );
-            (
-                StatusCode::BAD_REQUEST,
-                GraphQLResponse::from(async_graphql::Response::from_errors(vec![
-                    error.into_server_error(Default::default()),
-                ])),
-            )
-                .into_response()
+            let response = async_graphql::Response::from_errors(vec![error]);
+            (StatusCode::BAD_REQUEST, GraphQLResponse::from(response)).into_response()
         }
     }
 }
@@ -195,9 +190,8 @@ async fn execute(
         Ok(principal) => principal,
         Err(error) => {
             let (status, code) = refusal(&error);
-            let mut response = async_graphql::Response::from_errors(vec![
-                coded(&error.to_string(), code).into_server_error(Default::default()),
-            ]);
+            let mut response =
+                async_graphql::Response::from_errors(vec![request_error(&error.to_string(), code)]);
             if let AuthError::RateLimited { retry_after, .. } = error {
                 let seconds = crate::error::retry_after_seconds(retry_after);
                 response.http_headers.insert(header::RETRY_AFTER, seconds.into());
@@ -233,6 +227,16 @@ fn refusal(error: &AuthError) -> (StatusCode, &'static str) {
             (StatusCode::UNAUTHORIZED, "UNAUTHORIZED")
         }
     }
+}
+
+/// An error about the request as a whole (no key, a malformed query string): no location in
+/// the document, and `extensions.code`.
+fn request_error(message: &str, code: &'static str) -> async_graphql::ServerError {
+    let mut error = async_graphql::ServerError::new(message, None);
+    let mut extensions = async_graphql::ErrorExtensionValues::default();
+    extensions.set("code", code);
+    error.extensions = Some(extensions);
+    error
 }
 
 /// An error with `extensions.code`.
