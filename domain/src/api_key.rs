@@ -4,12 +4,13 @@
 //! nothing per request (the reference system ran bcrypt on every call). Verified keys are kept
 //! in a small per-process cache for [`CACHE_TTL`]; creating or revoking a key notifies
 //! [`crate::notify::API_KEY_CHANGED`] and every process drops its cache, so a revocation is in
-//! force at once and no request writes to the database to be authenticated.
+//! force at once and no request writes to the database to be authenticated. Keys with a rate
+//! limit are the exception: [`RateLimiter`] writes their shared count a few times a minute.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -302,21 +303,33 @@ impl KeyCache {
 const LEASE_PARTS: i32 = 20;
 
 /// Per-key request limits, for every replica together (SPEC §8): each key's budget for the
-/// current minute lives in PostgreSQL (`api_key_usage`), and this process takes it in parts.
-/// Once the budget of a window is spent, this process refuses the key until the window ends
-/// without asking again.
+/// current minute lives in PostgreSQL (`api_key_usage`), and this process takes it in parts,
+/// one take at a time per key. Once the budget of a window is spent, this process refuses the
+/// key until the window ends without asking again.
 #[derive(Debug, Default)]
 pub struct RateLimiter {
     leases: Mutex<HashMap<Uuid, Lease>>,
+    /// One take from the database at a time per key: the requests that find the part spent
+    /// wait for it instead of each taking one.
+    refills: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
 }
 
-/// The part of a key's current window that this process holds.
+/// The part of one window of a key's budget that this process holds.
 #[derive(Debug, Clone, Copy)]
 struct Lease {
+    window: DateTime<Utc>,
     remaining: i32,
     until: Instant,
     /// The window's whole budget is spent (by any replica).
     spent: bool,
+}
+
+/// What the process's part of a key's budget says about one more request.
+enum Held {
+    Admitted,
+    Refused(Duration),
+    /// Nothing held for the current window: ask the database.
+    Unknown,
 }
 
 impl RateLimiter {
@@ -326,36 +339,64 @@ impl RateLimiter {
             return Ok(());
         };
         let key = principal.api_key_id;
-        let now = Instant::now();
-        if let Some(lease) = self.lock().get_mut(&key).filter(|lease| now < lease.until) {
-            if lease.remaining > 0 {
-                lease.remaining -= 1;
-                return Ok(());
-            }
-            if lease.spent {
-                return Err(AuthError::RateLimited { limit, retry_after: lease.until - now });
-            }
+        let refused = |retry_after| {
+            crate::metrics::global().rate_limited();
+            Err(AuthError::RateLimited { limit, retry_after })
+        };
+        match self.take_held(key) {
+            Held::Admitted => return Ok(()),
+            Held::Refused(retry_after) => return refused(retry_after),
+            Held::Unknown => {}
+        }
+        let refill = self.refill_lock(key);
+        let _refilling = refill.lock().await;
+        // Another request may have refilled the part while this one waited.
+        match self.take_held(key) {
+            Held::Admitted => return Ok(()),
+            Held::Refused(retry_after) => return refused(retry_after),
+            Held::Unknown => {}
         }
         let wanted = (limit / LEASE_PARTS).max(1);
         let taken = store::api_key::take_requests(db, key, limit, wanted).await?;
         let until = Instant::now() + taken.window_left;
-        let mut leases = self.lock();
-        let lease = leases.entry(key).or_insert(Lease { remaining: 0, until, spent: false });
-        if lease.until <= now {
-            *lease = Lease { remaining: 0, until, spent: false };
+        let mut leases = lock(&self.leases);
+        let fresh = Lease { window: taken.window_start, remaining: 0, until, spent: false };
+        let lease = leases.entry(key).or_insert(fresh);
+        if lease.window < taken.window_start {
+            *lease = fresh;
         }
-        lease.until = until;
-        if taken.granted == 0 {
-            lease.spent = true;
-            return Err(AuthError::RateLimited { limit, retry_after: taken.window_left });
+        if lease.window == taken.window_start {
+            lease.until = until;
+            lease.spent |= taken.granted == 0;
+            lease.remaining += (taken.granted - 1).max(0);
         }
-        lease.remaining += taken.granted - 1;
-        Ok(())
+        if taken.granted == 0 { refused(taken.window_left) } else { Ok(()) }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Lease>> {
-        self.leases.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// Takes one request from the part this process holds for the key's current window.
+    fn take_held(&self, key: Uuid) -> Held {
+        let now = Instant::now();
+        let mut leases = lock(&self.leases);
+        let Some(lease) = leases.get_mut(&key).filter(|lease| now < lease.until) else {
+            return Held::Unknown;
+        };
+        if lease.remaining > 0 {
+            lease.remaining -= 1;
+            Held::Admitted
+        } else if lease.spent {
+            Held::Refused(lease.until - now)
+        } else {
+            Held::Unknown
+        }
     }
+
+    fn refill_lock(&self, key: Uuid) -> Arc<tokio::sync::Mutex<()>> {
+        lock(&self.refills).entry(key).or_default().clone()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Revokes the key whose visible prefix is `prefix`. Returns whether a live key was revoked.

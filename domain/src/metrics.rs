@@ -26,6 +26,7 @@ pub struct Metrics {
     provider_call_seconds: Family<ProviderLabel, Histogram, fn() -> Histogram>,
     deliveries: Family<OutcomeLabel, Counter>,
     delivery_seconds: Histogram,
+    rate_limited: Counter,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -96,6 +97,7 @@ impl Metrics {
             provider_call_seconds: Family::new_with_constructor(latency_histogram),
             deliveries: Family::default(),
             delivery_seconds: latency_histogram(),
+            rate_limited: Counter::default(),
         }
     }
 
@@ -118,11 +120,11 @@ impl Metrics {
         self.job_seconds.get_or_create(&kind).observe(took.as_secs_f64());
     }
 
-    /// Lookups of one provider answered by a fresh stored result (`hit`) or not (`miss`).
-    pub fn lookups(&self, provider: &str, hit: bool, count: u64) {
+    /// One lookup of a provider: answered by a fresh stored result (`hit`), or not (`miss`).
+    pub fn lookup(&self, provider: &str, hit: bool) {
         let result = if hit { "hit" } else { "miss" };
         let labels = LookupLabels { provider: provider.to_owned(), result: result.to_owned() };
-        self.lookups.get_or_create(&labels).inc_by(count);
+        self.lookups.get_or_create(&labels).inc();
     }
 
     /// One call to a provider (`success` or `error`), retries included in its time.
@@ -134,10 +136,18 @@ impl Metrics {
         self.provider_call_seconds.get_or_create(&provider).observe(took.as_secs_f64());
     }
 
-    /// One webhook delivery attempt (`delivered`, `retry`, `failed`).
-    pub fn delivery(&self, outcome: &str, took: Duration) {
+    /// One webhook delivery attempt (`delivered`, `retry`, `failed`), with the time the webhook
+    /// took when it was called (the SSRF guard may refuse it first).
+    pub fn delivery(&self, outcome: &str, took: Option<Duration>) {
         self.deliveries.get_or_create(&OutcomeLabel { outcome: outcome.to_owned() }).inc();
-        self.delivery_seconds.observe(took.as_secs_f64());
+        if let Some(took) = took {
+            self.delivery_seconds.observe(took.as_secs_f64());
+        }
+    }
+
+    /// One request refused because its key had used its budget for the minute.
+    pub fn rate_limited(&self) {
+        self.rate_limited.inc();
     }
 
     /// Adds every metric to `registry`, under the `alertgraph_` prefix the registry carries.
@@ -166,7 +176,7 @@ impl Metrics {
         );
         registry.register(
             "enrichment_lookups",
-            "Indicator lookups by provider: hit when a fresh stored result answered, miss when the provider was asked",
+            "Indicator lookups by provider: hit when a fresh stored result answered, miss when there was none (the provider is asked unless its limits fail the lookup first)",
             self.lookups.clone(),
         );
         registry.register(
@@ -184,6 +194,11 @@ impl Metrics {
             "webhook_deliveries",
             "Webhook delivery attempts: delivered, retry or failed",
             self.deliveries.clone(),
+        );
+        registry.register(
+            "requests_rate_limited",
+            "Requests refused with RATE_LIMITED because their key had used its budget for the minute",
+            self.rate_limited.clone(),
         );
         registry.register_with_unit(
             "webhook_delivery_duration",
@@ -203,7 +218,8 @@ mod tests {
         let metrics = Metrics::new();
         metrics.ingest("sentinel", "queued", Some(Duration::from_millis(3)));
         metrics.ingest("sentinel", "INVALID_PAYLOAD", None);
-        metrics.lookups("virustotal", true, 2);
+        metrics.lookup("virustotal", true);
+        metrics.lookup("virustotal", true);
         metrics.provider_call("virustotal", false, Duration::from_millis(40));
         let mut registry = Registry::with_prefix("alertgraph");
         metrics.register(&mut registry);

@@ -7,6 +7,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
+use futures::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
 use crate::helpers::{count, json_with_status, spawn_app};
 
 /// Waits out the current minute when little of it is left: a budget is per minute, and a test
@@ -92,5 +96,86 @@ async fn a_key_past_its_budget_is_refused_by_every_replica_over_every_interface(
     for app in [&first, &second] {
         let accepted = app.ingest("generic", alert(7)).await;
         json_with_status(accepted, 202).await;
+    }
+}
+
+/// A limited key's new agent key, created through GraphQL as an admin would.
+async fn limited_key(app: &crate::helpers::TestApp, limit: i32) -> String {
+    let created = app
+        .graphql(
+            "mutation($limit: Int!) { createApiKey(input: {name: \"agent\", scopes: [\"alerts:write\"], rateLimitPerMinute: $limit}) { key } }",
+            json!({"limit": limit}),
+        )
+        .await;
+    created["createApiKey"]["key"].as_str().unwrap().to_owned()
+}
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn concurrent_requests_on_two_replicas_get_exactly_the_budget(db: PgPool) {
+    // 40 a minute: each server takes the budget two requests at a time.
+    let (first, second) = (spawn_app(db.clone()).await, spawn_app(db.clone()).await);
+    let key = limited_key(&first, 40).await;
+    away_from_a_minute_boundary(&db).await;
+    let requests = (0..100).map(|n| {
+        let (app, key) = (if n % 2 == 0 { &first } else { &second }, key.clone());
+        async move {
+            let body = json!({"title": format!("Burst {n}")}).to_string();
+            app.ingest_with_key("generic", body, &key).await.status().as_u16()
+        }
+    });
+    let statuses = futures::future::join_all(requests).await;
+    let admitted = statuses.iter().filter(|&&status| status == 202).count();
+    let refused = statuses.iter().filter(|&&status| status == 429).count();
+    assert_eq!((admitted, refused), (40, 60), "{statuses:?}");
+    assert_eq!(count(&db, "alert").await, 40);
+}
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn every_operation_on_a_websocket_counts_against_the_key(db: PgPool) {
+    let app = spawn_app(db.clone()).await;
+    let key = limited_key(&app, 3).await;
+    away_from_a_minute_boundary(&db).await;
+    let mut request = format!("ws://{}/graphql/ws", app.address).into_client_request().unwrap();
+    request.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    // The connection is the first request, each operation the next.
+    let init =
+        json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {key}")}});
+    socket.send(Message::text(init.to_string())).await.unwrap();
+    assert_eq!(receive(&mut socket).await["type"], "connection_ack");
+    for id in ["1", "2", "3"] {
+        let subscribe =
+            json!({"id": id, "type": "subscribe", "payload": {"query": "{ viewer { name } }"}});
+        socket.send(Message::text(subscribe.to_string())).await.unwrap();
+        let answer = receive(&mut socket).await;
+        if id == "3" {
+            // async-graphql answers a refused operation with a result holding only errors.
+            assert_eq!(answer["type"], "next", "{answer}");
+            let error = &answer["payload"]["errors"][0];
+            assert_eq!(error["extensions"]["code"], "RATE_LIMITED", "{answer}");
+            assert_eq!(error["extensions"]["limitPerMinute"], 3, "{answer}");
+            assert!(answer["payload"]["data"].is_null(), "{answer}");
+        } else {
+            assert_eq!(answer["type"], "next", "{answer}");
+            assert_eq!(answer["payload"]["data"]["viewer"]["name"], "agent");
+            assert_eq!(receive(&mut socket).await["type"], "complete");
+        }
+    }
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next text message within 5 s.
+async fn receive(socket: &mut Socket) -> Value {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .expect("an answer within 5 s")
+            .unwrap()
+            .unwrap();
+        if let Message::Text(text) = message {
+            return serde_json::from_str(&text).unwrap();
+        }
     }
 }

@@ -343,12 +343,13 @@ async fn execute(
         }
         None => Err(JobError::GiveUp(format!("no handler for job kind {:?}", job.kind))),
     };
+    let ran = started.elapsed();
     let outcome = match (result, completion) {
         (Ok(()), _) if completed.load(Ordering::Acquire) => Ok("succeeded"),
         (Ok(()), Completion::Batched(completions)) => {
             if completions.send((job.job_id, job.lease_token)).is_ok() {
                 span.record("outcome", "succeeded");
-                metrics.job(&job.kind, "succeeded", started.elapsed());
+                metrics.job(&job.kind, "succeeded", ran);
                 return true;
             }
             complete(db, &job).await.map(|()| "succeeded")
@@ -371,7 +372,7 @@ async fn execute(
         Err(JobError::Fenced) => "fenced",
         Err(_) => "unrecorded",
     };
-    metrics.job(&job.kind, recorded, started.elapsed());
+    metrics.job(&job.kind, recorded, ran);
     match outcome {
         Ok(outcome) => {
             span.record("outcome", outcome);

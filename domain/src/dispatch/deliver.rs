@@ -102,7 +102,10 @@ impl Deliverer {
         }
         let started = Instant::now();
         let sent = self.send(&outgoing).await;
-        let latency_ms = started.elapsed().as_millis().min(i32::MAX as u128) as i32;
+        let latency = started.elapsed();
+        let latency_ms = latency.as_millis().min(i32::MAX as u128) as i32;
+        // Refused by the SSRF guard: nothing was called, so there is no latency to count.
+        let called = !matches!(sent, Err(SendError::Refused(_)));
         let retries_left = (outgoing.attempts as usize) < self.schedule.len();
         let (attempt, outcome) = match sent {
             Ok((status, excerpt)) => {
@@ -161,7 +164,7 @@ impl Deliverer {
             Delivered::Retry { .. } => "retry",
             Delivered::Failed(_) | Delivered::Skipped => "failed",
         };
-        crate::metrics::global().delivery(counted, started.elapsed());
+        crate::metrics::global().delivery(counted, called.then_some(latency));
         let (status, next) = match &outcome {
             Delivered::Delivered => ("delivered", None),
             Delivered::Retry { after, .. } => (

@@ -363,10 +363,10 @@ impl Enricher {
                     LookupClaim::Fresh => {
                         summary.cached += 1;
                         summary.succeeded.push(entry.2.provider.spec.provider_name.clone());
-                        metrics.lookups(&entry.2.provider.spec.provider_name, true, 1);
+                        metrics.lookup(&entry.2.provider.spec.provider_name, true);
                     }
                     LookupClaim::Claimed => {
-                        metrics.lookups(&entry.2.provider.spec.provider_name, false, 1);
+                        metrics.lookup(&entry.2.provider.spec.provider_name, false);
                         mine.push(entry)
                     }
                     LookupClaim::HeldElsewhere => theirs.push(entry),
@@ -420,7 +420,7 @@ impl Enricher {
                 if answered.contains(&key) {
                     summary.cached += 1;
                     summary.succeeded.push(entry.2.provider.spec.provider_name.clone());
-                    crate::metrics::global().lookups(&entry.2.provider.spec.provider_name, true, 1);
+                    crate::metrics::global().lookup(&entry.2.provider.spec.provider_name, true);
                 } else if lapsed.contains(&key) {
                     take_over.push(entry);
                 } else {

@@ -109,51 +109,48 @@ pub async fn list(db: impl PgExecutor<'_>) -> Result<Vec<KeyListing>, sqlx::Erro
 }
 
 /// What [`take_requests`] got: how many of the requests asked for fit in the key's current
-/// one-minute window, and how long that window still runs.
+/// one-minute window, which window that is, and how long it still runs.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Taken {
     pub granted: i32,
+    pub window_start: DateTime<Utc>,
     pub window_left: std::time::Duration,
 }
 
 /// Takes up to `wanted` requests from the key's budget of `limit` a minute, for all replicas
-/// together: the window is the database's current minute, and the row lock makes concurrent
-/// takers queue.
+/// together, in one statement. The window is the minute of the database's clock when the row
+/// lock is held, and it never moves back: a taker whose statement started before a minute
+/// boundary but got the lock after it takes from the newer window.
 pub async fn take_requests(
-    db: &sqlx::PgPool,
+    db: impl PgExecutor<'_>,
     api_key_id: Uuid,
     limit: i32,
     wanted: i32,
 ) -> Result<Taken, sqlx::Error> {
-    let mut tx = db.begin().await?;
-    sqlx::query!(
-        "insert into api_key_usage (api_key_id, window_start, used)
-         values ($1, date_trunc('minute', now()), 0)
-         on conflict (api_key_id) do nothing",
+    let row = sqlx::query!(
+        r#"insert into api_key_usage as u (api_key_id, window_start, used, granted)
+           values ($1, date_trunc('minute', clock_timestamp()), least($2::int4, $3::int4),
+                   least($2, $3))
+           on conflict (api_key_id) do update set
+               granted = case when u.window_start >= date_trunc('minute', clock_timestamp())
+                              then greatest(0, least($3, $2 - u.used))
+                              else least($2, $3) end,
+               used = case when u.window_start >= date_trunc('minute', clock_timestamp())
+                           then u.used + greatest(0, least($3, $2 - u.used))
+                           else least($2, $3) end,
+               window_start = greatest(u.window_start, date_trunc('minute', clock_timestamp()))
+           returning granted, window_start,
+                     extract(epoch from window_start + interval '1 minute' - clock_timestamp())
+                       ::float8 as "window_left!""#,
         api_key_id,
+        limit,
+        wanted,
     )
-    .execute(&mut *tx)
+    .fetch_one(db)
     .await?;
-    let usage = sqlx::query!(
-        r#"select case when window_start = date_trunc('minute', now()) then used else 0 end
-                    as "used!",
-                  extract(epoch from date_trunc('minute', now()) + interval '1 minute' - now())
-                    ::float8 as "window_left!"
-           from api_key_usage where api_key_id = $1 for update"#,
-        api_key_id,
-    )
-    .fetch_one(&mut *tx)
-    .await?;
-    let granted = wanted.min(limit - usage.used).max(0);
-    sqlx::query!(
-        "update api_key_usage set window_start = date_trunc('minute', now()), used = $2
-         where api_key_id = $1",
-        api_key_id,
-        usage.used + granted,
-    )
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    let window_left = std::time::Duration::from_secs_f64(usage.window_left.max(0.0));
-    Ok(Taken { granted, window_left })
+    Ok(Taken {
+        granted: row.granted,
+        window_start: row.window_start,
+        window_left: std::time::Duration::from_secs_f64(row.window_left.max(0.0)),
+    })
 }

@@ -49,6 +49,7 @@ const MAX_COMPLEXITY: usize = 1000;
 pub fn schema(state: AppState) -> AlertgraphSchema {
     Schema::build(Query::default(), Mutation::default(), Subscription)
         .data(state)
+        .extension(WebSocketRateLimit)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .finish()
@@ -136,11 +137,11 @@ pub(crate) async fn get(
     match async_graphql::http::parse_query_string(&query) {
         Ok(request) => execute(&schema, state, &headers, request).await,
         Err(error) => {
-            let error = request_error(
+            let error = coded(
                 &format!("the query string is not a GraphQL request: {error}"),
                 "BAD_REQUEST",
             );
-            let response = async_graphql::Response::from_errors(vec![error]);
+            let response = async_graphql::Response::from_errors(vec![whole_request(error)]);
             (StatusCode::BAD_REQUEST, GraphQLResponse::from(response)).into_response()
         }
     }
@@ -167,11 +168,10 @@ pub(crate) async fn websocket(
                     })
                     .unwrap_or_default()
                     .to_owned();
-                let principal = state
-                    .authenticate(&presented)
-                    .await
-                    .map_err(|error| coded(&error.to_string(), refusal(&error).1))?;
+                let principal =
+                    state.authenticate(&presented).await.map_err(|error| refusal(&error).1)?;
                 let mut data = Data::default();
+                data.insert(WebSocketCaller(principal.clone()));
                 data.insert(principal);
                 data.insert(loaders::new_loaders(&state));
                 Ok(data)
@@ -189,9 +189,8 @@ async fn execute(
     let principal = match authenticate(&state, headers).await {
         Ok(principal) => principal,
         Err(error) => {
-            let (status, code) = refusal(&error);
-            let mut response =
-                async_graphql::Response::from_errors(vec![request_error(&error.to_string(), code)]);
+            let (status, refused) = refusal(&error);
+            let mut response = async_graphql::Response::from_errors(vec![whole_request(refused)]);
             if let AuthError::RateLimited { retry_after, .. } = error {
                 let seconds = crate::error::retry_after_seconds(retry_after);
                 response.http_headers.insert(header::RETRY_AFTER, seconds.into());
@@ -218,25 +217,63 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal
     state.authenticate(crate::http::bearer(headers)?).await
 }
 
-/// The status and `extensions.code` a refused request is answered with.
-fn refusal(error: &AuthError) -> (StatusCode, &'static str) {
+/// How a refused key is answered: the status, and an error with `extensions.code` (with the
+/// limit and the seconds to wait when rate limited). A database failure is logged, not shown.
+fn refusal(error: &AuthError) -> (StatusCode, Error) {
     match error {
-        AuthError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED"),
-        AuthError::Db(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
+        AuthError::RateLimited { limit, retry_after } => {
+            let seconds = crate::error::retry_after_seconds(*retry_after);
+            let refused = coded(&error.to_string(), "RATE_LIMITED").extend_with(|_, extensions| {
+                extensions.set("limitPerMinute", *limit);
+                extensions.set("retryAfterSeconds", seconds);
+            });
+            (StatusCode::TOO_MANY_REQUESTS, refused)
+        }
+        AuthError::Db(cause) => (StatusCode::INTERNAL_SERVER_ERROR, internal(cause)),
         AuthError::Missing | AuthError::Invalid | AuthError::Expired => {
-            (StatusCode::UNAUTHORIZED, "UNAUTHORIZED")
+            (StatusCode::UNAUTHORIZED, coded(&error.to_string(), "UNAUTHORIZED"))
         }
     }
 }
 
-/// An error about the request as a whole (no key, a malformed query string): no location in
-/// the document, and `extensions.code`.
-fn request_error(message: &str, code: &'static str) -> async_graphql::ServerError {
-    let mut error = async_graphql::ServerError::new(message, None);
-    let mut extensions = async_graphql::ErrorExtensionValues::default();
-    extensions.set("code", code);
-    error.extensions = Some(extensions);
-    error
+/// The key a WebSocket connection authenticated with in `connection_init`.
+struct WebSocketCaller(Principal);
+
+/// Counts each operation sent over a WebSocket against its key's rate limit, as each HTTP
+/// request is counted when it is authenticated: a connection admitted once may not run
+/// queries and mutations past the limit.
+struct WebSocketRateLimit;
+
+impl async_graphql::extensions::ExtensionFactory for WebSocketRateLimit {
+    fn create(&self) -> std::sync::Arc<dyn async_graphql::extensions::Extension> {
+        std::sync::Arc::new(WebSocketRateLimit)
+    }
+}
+
+#[async_graphql::async_trait::async_trait]
+impl async_graphql::extensions::Extension for WebSocketRateLimit {
+    async fn prepare_request(
+        &self,
+        ctx: &async_graphql::extensions::ExtensionContext<'_>,
+        request: async_graphql::Request,
+        next: async_graphql::extensions::NextPrepareRequest<'_>,
+    ) -> async_graphql::ServerResult<async_graphql::Request> {
+        if let (Some(WebSocketCaller(principal)), Some(state)) =
+            (ctx.data_opt::<WebSocketCaller>(), ctx.data_opt::<AppState>())
+            && let Err(error) = state.limits.admit(&state.db, principal).await
+        {
+            return Err(whole_request(refusal(&error).1));
+        }
+        next.run(ctx, request).await
+    }
+}
+
+/// An error about the request as a whole (its key, a malformed query string): no location in
+/// the document.
+fn whole_request(error: Error) -> async_graphql::ServerError {
+    let mut whole = async_graphql::ServerError::new(error.message, None);
+    whole.extensions = error.extensions;
+    whole
 }
 
 /// An error with `extensions.code`.

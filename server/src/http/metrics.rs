@@ -4,7 +4,9 @@
 //! indicator or secret.
 
 use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::text::encode;
@@ -13,15 +15,27 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 use sqlx::PgPool;
 
+use crate::state::AppState;
+
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// How long a scrape waits for the database before it answers without the queue (Prometheus
+/// gives up on a scrape after 10 s by default).
+const DATABASE_WAIT: Duration = Duration::from_secs(3);
+
+/// `GET /metrics` on the API server.
+pub(super) async fn get(State(state): State<AppState>) -> Response {
+    scrape(&state.db).await
+}
 
 /// The answer to a scrape: every metric of this process and of the queue it shares.
 pub async fn scrape(db: &PgPool) -> Response {
     let mut registry = Registry::with_prefix("alertgraph");
     domain::metrics::global().register(&mut registry);
     let reachable = Gauge::<i64>::default();
-    match domain::store::job::stats(db).await {
-        Ok(queue) => {
+    match tokio::time::timeout(DATABASE_WAIT, domain::store::job::stats(db)).await {
+        Err(_) => tracing::warn!("metrics could not read the queue in time"),
+        Ok(Ok(queue)) => {
             reachable.set(1);
             let jobs = Family::<Vec<(&str, &str)>, Gauge>::default();
             for (state, count) in
@@ -43,7 +57,7 @@ pub async fn scrape(db: &PgPool) -> Response {
                 oldest,
             );
         }
-        Err(error) => tracing::warn!(error = %error, "metrics could not read the queue"),
+        Ok(Err(error)) => tracing::warn!(error = %error, "metrics could not read the queue"),
     }
     registry.register("database_up", "Whether the database answered this scrape", reachable);
     let mut text = String::new();

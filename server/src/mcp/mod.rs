@@ -76,11 +76,9 @@ impl McpServer {
                 .and_then(|parts| parts.extensions.get::<Principal>())
                 .cloned()
                 .ok_or_else(|| ErrorData::invalid_request("an API key is required", None)),
-            Caller::Key(key) => {
-                self.state.keys.verify(&self.state.db, key).await.map_err(|error| {
-                    ErrorData::invalid_request(format!("ALERTGRAPH_API_KEY: {error}"), None)
-                })
-            }
+            Caller::Key(key) => self.state.authenticate(key).await.map_err(|error| {
+                ErrorData::invalid_request(format!("ALERTGRAPH_API_KEY: {error}"), None)
+            }),
         }
     }
 
