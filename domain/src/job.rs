@@ -32,6 +32,10 @@ pub struct EnrichAlert {
     /// ingest; after a re-enrichment only when asked.
     #[serde(default = "yes")]
     pub notify_agents: bool,
+    /// A stored result counts as fresh only when written at or after this time, besides being
+    /// unexpired: set by a re-enrichment that asks every provider again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fresh_after: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 fn yes() -> bool {

@@ -275,15 +275,22 @@ pub async fn set_indicator_malice(
 }
 
 /// Queues the alert's enrichment again: its linked indicators are looked up anew where their
-/// cached results have expired, its context re-attached, and its agents notified only when
+/// cached results have expired (with `fresh`, every provider is asked again whatever it
+/// answered before), its context re-attached, and its agents notified only when
 /// `notify_agents`.
 pub async fn reenrich_alert(
     db: &PgPool,
     alert_id: Uuid,
     notify_agents: bool,
+    fresh: bool,
     actor: &str,
 ) -> Result<i64, TriageError> {
     let mut tx = db.begin().await?;
+    // The database's time, as results are stamped with it.
+    let fresh_after = match fresh {
+        true => Some(store::alert::now(&mut *tx).await?),
+        false => None,
+    };
     let indicators = store::indicator::for_alert(&mut *tx, alert_id).await?;
     if store::alert::get(&mut *tx, alert_id).await?.is_none() {
         return Err(TriageError::AlertNotFound(alert_id));
@@ -296,12 +303,14 @@ pub async fn reenrich_alert(
             .collect(),
         detection_rule: None,
         notify_agents,
+        fresh_after,
     };
     let payload = serde_json::to_value(&job).expect("job payloads serialize");
     let job_id =
         store::job::enqueue(&mut *tx, crate::job::ENRICH_ALERT, &payload, Default::default())
             .await?;
-    let details = serde_json::json!({"job_id": job_id, "notify_agents": notify_agents});
+    let details =
+        serde_json::json!({"job_id": job_id, "notify_agents": notify_agents, "fresh": fresh});
     store::activity::record(
         &mut *tx,
         Some(alert_id),
@@ -354,7 +363,7 @@ pub async fn add_indicators(
         .await?;
     tx.commit().await?;
     if enrich {
-        reenrich_alert(db, alert_id, false, actor).await?;
+        reenrich_alert(db, alert_id, false, false, actor).await?;
     }
     Ok(linked.into_iter().map(|(id, _)| id).collect())
 }

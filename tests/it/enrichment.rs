@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use domain::provider::registry::{self, ProviderUpdate};
 use domain::store::enrichment::ResultRow;
+use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 use wiremock::matchers::{header, method, path, path_regex, query_param};
@@ -492,4 +493,54 @@ async fn indicators_of_several_alerts_are_upserted_and_linked_together(db: PgPoo
     let indicators: i64 =
         sqlx::query_scalar("select count(*) from indicator").fetch_one(&db).await.unwrap();
     assert_eq!(indicators, 3);
+}
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn a_fresh_re_enrichment_asks_the_providers_again_and_a_plain_one_does_not(db: PgPool) {
+    // Each run starts a dispatcher with listeners of its own.
+    let db = crate::helpers::wider(&db);
+    let mock = MockServer::start().await;
+    point_providers_at(&db, &mock).await;
+    let ip = "198.51.100.23";
+    let lookup_path = format!("/v3/community/{ip}");
+    Mock::given(method("GET"))
+        .and(path(lookup_path.clone()))
+        .respond_with(answer(200, "greynoise.noise_malicious.json"))
+        .expect(2)
+        .mount(&mock)
+        .await;
+    let app = spawn_app(db.clone()).await;
+    let alert =
+        ingest(&app, "generic", json!({"title": "Scanner", "src_ip": ip}).to_string()).await;
+    let enricher = enricher(&db, ENV).await;
+    run(&db, enricher.clone()).await;
+    let calls = async || {
+        let requests = mock.received_requests().await.unwrap();
+        requests.iter().filter(|request| request.url.path() == lookup_path).count()
+    };
+    let enriched_at = async || -> chrono::DateTime<chrono::Utc> {
+        sqlx::query_scalar(
+            "select r.enriched_at from enrichment_result r
+             join enrichment_provider p using (enrichment_provider_id)
+             join indicator i using (indicator_id)
+             where p.name = 'greynoise' and i.value = $1",
+        )
+        .bind(ip)
+        .fetch_one(&db)
+        .await
+        .unwrap()
+    };
+    assert_eq!(calls().await, 1);
+    let first = enriched_at().await;
+
+    let reenrich = "mutation($id: ID!, $fresh: Boolean!) { reenrichAlert(id: $id, fresh: $fresh) }";
+    app.graphql(reenrich, json!({"id": alert, "fresh": false})).await;
+    run(&db, enricher.clone()).await;
+    assert_eq!(calls().await, 1, "an unexpired stored result is reused");
+    assert_eq!(enriched_at().await, first);
+
+    app.graphql(reenrich, json!({"id": alert, "fresh": true})).await;
+    run(&db, enricher.clone()).await;
+    assert_eq!(calls().await, 2, "fresh asks the provider again");
+    assert!(enriched_at().await > first);
 }

@@ -109,7 +109,7 @@ async fn findings_and_verdicts_are_recorded_and_an_override_sticks(db: PgPool) {
     assert_eq!(alert.malice, Malice::Malicious, "the alert follows its worst indicator");
 
     // Re-enrichment keeps the analyst's verdict.
-    triage::reenrich_alert(&db, alert_id, false, "analyst").await.unwrap();
+    triage::reenrich_alert(&db, alert_id, false, false, "analyst").await.unwrap();
     run_worker(&db).await;
     let alert = domain::store::alert::get(&db, alert_id).await.unwrap().unwrap();
     assert_eq!(alert.malice, Malice::Malicious);
@@ -155,11 +155,11 @@ async fn re_enrichment_notifies_agents_only_when_asked(db: PgPool) {
     run_worker(&db).await;
     assert_eq!(receiver.received_requests().await.unwrap().len(), 1);
 
-    triage::reenrich_alert(&db, alert_id, false, "analyst").await.unwrap();
+    triage::reenrich_alert(&db, alert_id, false, false, "analyst").await.unwrap();
     run_worker(&db).await;
     assert_eq!(receiver.received_requests().await.unwrap().len(), 1, "not re-notified");
 
-    triage::reenrich_alert(&db, alert_id, true, "analyst").await.unwrap();
+    triage::reenrich_alert(&db, alert_id, true, false, "analyst").await.unwrap();
     run_worker(&db).await;
     assert_eq!(receiver.received_requests().await.unwrap().len(), 2, "re-notified when asked");
 }

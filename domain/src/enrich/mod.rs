@@ -49,7 +49,7 @@ pub async fn enrich_alert(
     lease: (i64, Uuid),
 ) -> Result<(), EnrichError> {
     let linked = enricher.link(job.alert_id, &job.indicators).await?;
-    let summary = enricher.enrich(db, &linked).await?;
+    let summary = enricher.enrich(db, &linked, job.fresh_after).await?;
     let status = if summary.succeeded.is_empty() && !summary.failed.is_empty() {
         EnrichmentStatus::Failed
     } else {
@@ -217,6 +217,6 @@ pub async fn enrich_indicator(
     let indicator = crate::indicator::clean(kind, value)
         .ok_or_else(|| EnrichIndicatorError::InvalidValue(value.to_owned(), kind))?;
     let indicator_id = store::indicator::upsert(db, &indicator).await?;
-    enricher.enrich(db, &[(indicator_id, indicator)]).await?;
+    enricher.enrich(db, &[(indicator_id, indicator)], None).await?;
     Ok(store::enrichment::for_indicator(db, indicator_id).await?)
 }

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
@@ -97,7 +98,7 @@ pub struct Enricher {
 #[derive(Debug)]
 struct Batches {
     links: Batcher<(Uuid, Vec<Indicator>), Linked>,
-    claims: Batcher<Vec<(Uuid, Uuid, Duration)>, Vec<LookupClaim>>,
+    claims: Batcher<Vec<ClaimRequest>, Vec<LookupClaim>>,
     calls: Batcher<CallOp, Option<Grant>>,
 }
 
@@ -164,29 +165,36 @@ async fn call_batch(db: PgPool, ops: Vec<CallOp>) -> Result<Vec<Option<Grant>>, 
         .collect())
 }
 
+/// One (indicator, provider) lookup an enrichment wants: how long to hold its claim, and since
+/// when a stored result must have been written to count as fresh (a forced re-enrichment).
+type ClaimRequest = (Uuid, Uuid, Duration, Option<DateTime<Utc>>);
+
 /// Claims the lookups of several enrichments in one statement. A pair asked for twice goes to
-/// its first asker; the others wait for its result as they would for another worker's.
+/// its first asker; the others wait for its result as they would for another worker's. A pair
+/// asked for with different freshness takes the strictest: what is fresh for it is for all.
 async fn claim_batch(
     db: PgPool,
-    requests: Vec<Vec<(Uuid, Uuid, Duration)>>,
+    requests: Vec<Vec<ClaimRequest>>,
 ) -> Result<Vec<Vec<LookupClaim>>, sqlx::Error> {
     let mut index: HashMap<(Uuid, Uuid), usize> = HashMap::new();
-    let (mut keys, mut holds) = (Vec::new(), Vec::new());
-    for &(indicator, provider, hold) in requests.iter().flatten() {
-        index.entry((indicator, provider)).or_insert_with(|| {
+    let (mut keys, mut holds, mut fresh_after) = (Vec::new(), Vec::new(), Vec::new());
+    for &(indicator, provider, hold, after) in requests.iter().flatten() {
+        let at = *index.entry((indicator, provider)).or_insert_with(|| {
             keys.push((indicator, provider));
             holds.push(hold);
+            fresh_after.push(after);
             keys.len() - 1
         });
+        fresh_after[at] = fresh_after[at].max(after);
     }
-    let claims = result_store::claim_lookups(&db, &keys, &holds).await?;
+    let claims = result_store::claim_lookups(&db, &keys, &holds, &fresh_after).await?;
     let mut handed_out = vec![false; keys.len()];
     Ok(requests
         .iter()
         .map(|request| {
             request
                 .iter()
-                .map(|&(indicator, provider, _)| {
+                .map(|&(indicator, provider, ..)| {
                     let at = index[&(indicator, provider)];
                     match claims[at] {
                         LookupClaim::Claimed if handed_out[at] => LookupClaim::HeldElsewhere,
@@ -320,11 +328,13 @@ impl Enricher {
     }
 
     /// Looks up every (indicator, provider) pair that has no fresh result and stores the
-    /// outcomes with the indicators' new verdicts.
+    /// outcomes with the indicators' new verdicts. With `fresh_after`, a stored result is fresh
+    /// only when it was also written at or after that time.
     pub async fn enrich(
         &self,
         db: &PgPool,
         indicators: &[(Uuid, Indicator)],
+        fresh_after: Option<DateTime<Utc>>,
     ) -> Result<RunSummary, sqlx::Error> {
         let providers = self.snapshot();
         let targets: Vec<&(Uuid, Indicator)> =
@@ -347,13 +357,13 @@ impl Enricher {
         // looking up; look that up and store it in one statement, then wait for the pairs other
         // workers hold; take over any whose claim expired without a result.
         while !pending.is_empty() {
-            let wanted: Vec<(Uuid, Uuid, Duration)> = pending
+            let wanted: Vec<ClaimRequest> = pending
                 .iter()
                 .map(|(id, indicator, c)| {
                     let hold = call_budget(&c.provider.spec, indicator)
                         + self.options.max_wait
                         + CLAIM_MARGIN;
-                    (*id, c.provider.enrichment_provider_id, hold)
+                    (*id, c.provider.enrichment_provider_id, hold, fresh_after)
                 })
                 .collect();
             let claims = self.batches.claims.ask(wanted).await?;
@@ -383,7 +393,7 @@ impl Enricher {
                     summary.failed.push(name)
                 }
             }
-            pending = self.wait_for_others(db, theirs, &mut summary).await?;
+            pending = self.wait_for_others(db, theirs, fresh_after, &mut summary).await?;
         }
         summary.succeeded.sort();
         summary.succeeded.dedup();
@@ -399,13 +409,14 @@ impl Enricher {
         &self,
         db: &PgPool,
         mut theirs: Vec<(Uuid, &'a Indicator, &'a Arc<Configured>)>,
+        fresh_after: Option<DateTime<Utc>>,
         summary: &mut RunSummary,
     ) -> Result<Vec<(Uuid, &'a Indicator, &'a Arc<Configured>)>, sqlx::Error> {
         while !theirs.is_empty() {
             tokio::time::sleep(WAIT_POLL).await;
             let keys: Vec<(Uuid, Uuid)> =
                 theirs.iter().map(|(id, _, c)| (*id, c.provider.enrichment_provider_id)).collect();
-            let states = result_store::lookup_states(db, &keys).await?;
+            let states = result_store::lookup_states(db, &keys, fresh_after).await?;
             let answered: HashSet<(Uuid, Uuid)> =
                 states.iter().filter(|(_, fresh, _)| *fresh).map(|(key, ..)| *key).collect();
             let lapsed: HashSet<(Uuid, Uuid)> = states

@@ -124,8 +124,13 @@ pub async fn accept(
     let fingerprint = normalize::fingerprint(source, &normalized.title, rule_id, &indicators);
 
     let alert_id = Uuid::now_v7();
-    let job =
-        EnrichAlert { alert_id, indicators, detection_rule: normalized.rule, notify_agents: true };
+    let job = EnrichAlert {
+        alert_id,
+        indicators,
+        detection_rule: normalized.rule,
+        notify_agents: true,
+        fresh_after: None,
+    };
     let job_payload = serde_json::to_value(job).expect("job payloads serialize");
     let alert = NewAlert {
         alert_id,

@@ -23,11 +23,14 @@ pub enum LookupClaim {
 
 /// For each given (indicator, provider) pair without a fresh result, claims its lookup for its
 /// `hold` unless another live claim holds it; returns what became of each pair, in the order
-/// given. One statement: the cache check and the claim are one round trip.
+/// given. One statement: the cache check and the claim are one round trip. `fresh_after`, per
+/// pair: a stored result counts as fresh only when it is unexpired and was written at or after
+/// that time (none: any unexpired result).
 pub async fn claim_lookups(
     db: impl PgExecutor<'_>,
     pairs: &[(Uuid, Uuid)],
     holds: &[Duration],
+    fresh_after: &[Option<DateTime<Utc>>],
 ) -> Result<Vec<LookupClaim>, sqlx::Error> {
     let indicators: Vec<Uuid> = pairs.iter().map(|pair| pair.0).collect();
     let providers: Vec<Uuid> = pairs.iter().map(|pair| pair.1).collect();
@@ -37,8 +40,8 @@ pub async fn claim_lookups(
         .collect();
     let rows = sqlx::query!(
         r#"with given as (
-               select * from unnest($1::uuid[], $2::uuid[], $3::interval[])
-                   as given(indicator_id, provider_id, hold)
+               select * from unnest($1::uuid[], $2::uuid[], $3::interval[], $4::timestamptz[])
+                   as given(indicator_id, provider_id, hold, fresh_after)
            ),
            -- One primary-key probe per pair (`lateral`), whatever the table's size and however
            -- stale its statistics: `= any` on each column let the planner AND a bitmap of the
@@ -49,7 +52,9 @@ pub async fn claim_lookups(
                join lateral (select 1 from enrichment_result r
                              where r.indicator_id = g.indicator_id
                                and r.enrichment_provider_id = g.provider_id
-                               and r.expires_at > now()) r on true
+                               and r.expires_at > now()
+                               and r.enriched_at >= coalesce(g.fresh_after, '-infinity')) r
+                 on true
            ),
            claimed as (
                insert into enrichment_lookup (indicator_id, enrichment_provider_id, claimed_until)
@@ -72,6 +77,7 @@ pub async fn claim_lookups(
         &indicators,
         &providers,
         &holds,
+        fresh_after as &[Option<DateTime<Utc>>],
     )
     .fetch_all(db)
     .await?;
@@ -85,10 +91,12 @@ pub async fn claim_lookups(
         .collect())
 }
 
-/// For each pair: whether it has a fresh result, and whether a live claim on its lookup remains.
+/// For each pair: whether it has a fresh result (written at or after `fresh_after`, when
+/// given), and whether a live claim on its lookup remains.
 pub async fn lookup_states(
     db: impl PgExecutor<'_>,
     pairs: &[(Uuid, Uuid)],
+    fresh_after: Option<DateTime<Utc>>,
 ) -> Result<Vec<((Uuid, Uuid), bool, bool)>, sqlx::Error> {
     let indicators: Vec<Uuid> = pairs.iter().map(|pair| pair.0).collect();
     let providers: Vec<Uuid> = pairs.iter().map(|pair| pair.1).collect();
@@ -97,7 +105,9 @@ pub async fn lookup_states(
                   exists (select 1 from enrichment_result r
                           where r.indicator_id = given.indicator_id
                             and r.enrichment_provider_id = given.provider_id
-                            and r.expires_at > now()) as "fresh!",
+                            and r.expires_at > now()
+                            and r.enriched_at >= coalesce($3::timestamptz, '-infinity'))
+                      as "fresh!",
                   exists (select 1 from enrichment_lookup l
                           where l.indicator_id = given.indicator_id
                             and l.enrichment_provider_id = given.provider_id
@@ -105,6 +115,7 @@ pub async fn lookup_states(
            from unnest($1::uuid[], $2::uuid[]) as given(indicator_id, provider_id)"#,
         &indicators,
         &providers,
+        fresh_after,
     )
     .fetch_all(db)
     .await?;

@@ -298,16 +298,20 @@ impl CoreMutation {
             .ok_or_else(|| super::not_found("indicator"))
     }
 
-    /// Queues the alert's enrichment again; agents hear of it only when `notifyAgents`.
+    /// Queues the alert's enrichment again; agents hear of it only when `notifyAgents`. Stored
+    /// provider results are reused while they last, unless `fresh`: then every provider is
+    /// asked again.
     async fn reenrich_alert(
         &self,
         ctx: &Context<'_>,
         id: ID,
         #[graphql(default)] notify_agents: bool,
+        #[graphql(default)] fresh: bool,
     ) -> Result<bool> {
         let principal = require(ctx, Scope::AlertsWrite)?;
         let id = parse_id(&id, "id")?;
-        domain::triage::reenrich_alert(&state(ctx)?.db, id, notify_agents, &principal.name)
+        let db = &state(ctx)?.db;
+        domain::triage::reenrich_alert(db, id, notify_agents, fresh, &principal.name)
             .await
             .map_err(domain_error)?;
         Ok(true)
