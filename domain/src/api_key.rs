@@ -161,11 +161,17 @@ pub enum AuthError {
     Expired,
     #[error(
         "this API key has used its {limit} requests for this minute; retry in {} s",
-        retry_after.as_secs_f64().ceil().max(1.0)
+        retry_after_seconds(*retry_after)
     )]
     RateLimited { limit: i32, retry_after: Duration },
     #[error(transparent)]
     Db(#[from] sqlx::Error),
+}
+
+/// Whole seconds until a refused key may retry, as `Retry-After` gives them: rounded up, and
+/// at least 1.
+pub fn retry_after_seconds(retry_after: Duration) -> u64 {
+    retry_after.as_secs_f64().ceil().max(1.0) as u64
 }
 
 /// A new key's settings.

@@ -195,16 +195,16 @@ impl Metrics {
             "Webhook delivery attempts: delivered, retry or failed",
             self.deliveries.clone(),
         );
-        registry.register(
-            "requests_rate_limited",
-            "Requests refused with RATE_LIMITED because their key had used its budget for the minute",
-            self.rate_limited.clone(),
-        );
         registry.register_with_unit(
             "webhook_delivery_duration",
             "Time an agent's webhook took to answer",
             Unit::Seconds,
             self.delivery_seconds.clone(),
+        );
+        registry.register(
+            "requests_rate_limited",
+            "Requests refused with RATE_LIMITED because their key had used its budget for the minute",
+            self.rate_limited.clone(),
         );
     }
 }

@@ -288,7 +288,7 @@ pub async fn reenrich_alert(
     let mut tx = db.begin().await?;
     // The database's time, as results are stamped with it.
     let fresh_after = match fresh {
-        true => Some(store::alert::now(&mut *tx).await?),
+        true => Some(store::now(&mut *tx).await?),
         false => None,
     };
     let indicators = store::indicator::for_alert(&mut *tx, alert_id).await?;

@@ -7,7 +7,7 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use domain::api_key::{AuthError, Scope};
+use domain::api_key::{AuthError, Scope, retry_after_seconds};
 use domain::ingest::IngestError;
 use serde_json::{Value, json};
 
@@ -27,10 +27,8 @@ pub enum ApiError {
     UnreadableBody(String),
     #[error("the request body did not arrive within {seconds} seconds")]
     BodyTimeout { seconds: f64 },
-    #[error(
-        "this API key has used its {limit} requests for this minute; retry in {} s",
-        retry_after_seconds(*retry_after)
-    )]
+    /// Worded as the domain words it.
+    #[error("{}", AuthError::RateLimited { limit: *limit, retry_after: *retry_after })]
     RateLimited { limit: i32, retry_after: std::time::Duration },
     #[error(transparent)]
     Ingest(IngestError),
@@ -155,12 +153,6 @@ impl IntoResponse for ApiError {
         }
         response
     }
-}
-
-/// Whole seconds until a refused key may retry, as `Retry-After` gives them: rounded up, and
-/// at least 1.
-pub(crate) fn retry_after_seconds(retry_after: std::time::Duration) -> u64 {
-    retry_after.as_secs_f64().ceil().max(1.0) as u64
 }
 
 /// Logs the cause of every 500 once, inside the request's span.

@@ -65,20 +65,7 @@ async fn alertgraph_up_accepts_an_alert_and_its_worker_enriches_it(db: PgPool) {
             .unwrap(),
     ));
     let client = reqwest::Client::new();
-    let mut healthy = false;
-    for _ in 0..200 {
-        if client
-            .get(format!("http://{address}/health"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            healthy = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(healthy, "alertgraph up did not become healthy");
+    wait_for(&client, address, "/health").await;
     let ready = client.get(format!("http://{address}/ready")).send().await.unwrap();
     assert_eq!(json_with_status(ready, 200).await["database"], "ok");
 
@@ -227,7 +214,7 @@ async fn commands_started_together_on_a_missing_database_all_succeed(db: PgPool)
     }
 }
 
-/// Waits for `process` to answer `GET path` on `address` with 200.
+/// Waits for whatever listens on `address` to answer `GET path` with 200.
 async fn wait_for(client: &reqwest::Client, address: std::net::SocketAddr, path: &str) {
     for _ in 0..200 {
         let answer = client.get(format!("http://{address}{path}")).send().await;
@@ -316,11 +303,7 @@ async fn a_server_and_a_separate_worker_each_report_what_they_did_on_metrics(db:
         .expect(1)
         .mount(&mock)
         .await;
-    let update = domain::provider::registry::ProviderUpdate {
-        base_url: Some(Some(mock.uri())),
-        ..Default::default()
-    };
-    domain::provider::registry::update(&db, "greynoise", &update).await.unwrap();
+    crate::enrichment::set_base_url(&db, "greynoise", &mock.uri()).await;
     sqlx::query("update enrichment_provider set is_active = (name = 'greynoise')")
         .execute(&db)
         .await

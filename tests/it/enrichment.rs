@@ -45,7 +45,7 @@ async fn point_providers_at(db: &PgPool, mock: &MockServer) {
     }
 }
 
-async fn set_base_url(db: &PgPool, name: &str, url: &str) {
+pub(crate) async fn set_base_url(db: &PgPool, name: &str, url: &str) {
     let update = ProviderUpdate { base_url: Some(Some(url.to_owned())), ..Default::default() };
     registry::update(db, name, &update).await.unwrap();
 }

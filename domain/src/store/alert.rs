@@ -366,8 +366,3 @@ pub async fn override_indicator_malice(
     .await?;
     Ok((rows.found > 0).then_some(rows.alerts))
 }
-
-/// The database's current time (the transaction's start), which stored rows are stamped with.
-pub async fn now(db: impl PgExecutor<'_>) -> Result<DateTime<Utc>, sqlx::Error> {
-    sqlx::query_scalar!(r#"select now() as "now!""#).fetch_one(db).await
-}

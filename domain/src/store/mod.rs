@@ -17,3 +17,10 @@ pub mod mapping;
 pub mod metrics;
 pub mod provider;
 pub mod rule;
+
+/// The database's current time (the transaction's start), which stored rows are stamped with.
+pub async fn now(
+    db: impl sqlx::PgExecutor<'_>,
+) -> Result<chrono::DateTime<chrono::Utc>, sqlx::Error> {
+    sqlx::query_scalar!(r#"select now() as "now!""#).fetch_one(db).await
+}

@@ -192,7 +192,7 @@ async fn execute(
             let (status, refused) = refusal(&error);
             let mut response = async_graphql::Response::from_errors(vec![whole_request(refused)]);
             if let AuthError::RateLimited { retry_after, .. } = error {
-                let seconds = crate::error::retry_after_seconds(retry_after);
+                let seconds = domain::api_key::retry_after_seconds(retry_after);
                 response.http_headers.insert(header::RETRY_AFTER, seconds.into());
             }
             return (status, GraphQLResponse::from(response)).into_response();
@@ -222,7 +222,7 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal
 fn refusal(error: &AuthError) -> (StatusCode, Error) {
     match error {
         AuthError::RateLimited { limit, retry_after } => {
-            let seconds = crate::error::retry_after_seconds(*retry_after);
+            let seconds = domain::api_key::retry_after_seconds(*retry_after);
             let refused = coded(&error.to_string(), "RATE_LIMITED").extend_with(|_, extensions| {
                 extensions.set("limitPerMinute", *limit);
                 extensions.set("retryAfterSeconds", seconds);

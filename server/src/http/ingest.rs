@@ -35,9 +35,9 @@ pub(super) async fn ingest(
     body: Body,
 ) -> Result<(StatusCode, Json<IngestReceipt>), ApiError> {
     let started = Instant::now();
-    let parsed = source.parse::<Source>().ok();
+    let source = source.parse::<Source>().map_err(|_| source);
+    let label = source.as_ref().map_or("unknown", |source| source.as_str());
     let answered = accept(&state, source, &caller, &headers, body).await;
-    let label = parsed.map_or("unknown", |source| source.as_str());
     match &answered {
         Ok((_, Json(receipt))) => {
             domain::metrics::global().ingest(label, receipt.status, Some(started.elapsed()))
@@ -47,15 +47,16 @@ pub(super) async fn ingest(
     answered
 }
 
+/// `source` is the path's source, or the name that is none.
 async fn accept(
     state: &AppState,
-    source: String,
+    source: Result<Source, String>,
     caller: &Caller,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<IngestReceipt>), ApiError> {
     caller.require(Scope::AlertsWrite)?;
-    let source: Source = source.parse().map_err(|_| ApiError::UnknownSource(source))?;
+    let source = source.map_err(ApiError::UnknownSource)?;
     if !caller.0.may_ingest_into(source) {
         return Err(ApiError::SourceNotAllowed(source.to_string()));
     }
