@@ -239,6 +239,13 @@ struct Checker<'s> {
     problems: Vec<Problem>,
 }
 
+/// What the database accepts as a provider name (`enrichment_provider_name_check`).
+fn is_provider_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes.next().is_some_and(|first| first.is_ascii_lowercase())
+        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
 impl Checker<'_> {
     fn report(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.problems.push(Problem { field: field.into(), message: message.into() });
@@ -246,8 +253,12 @@ impl Checker<'_> {
 
     fn check_identity(&mut self) {
         let spec = self.spec;
-        if !is_identifier(&spec.provider_name) {
-            self.report("provider_name", "must be letters, digits, `_` or `-`, e.g. `virustotal`");
+        if !is_provider_name(&spec.provider_name) {
+            self.report(
+                "provider_name",
+                "must start with a lowercase letter and hold only lowercase letters, digits and \
+                 `_` (it names the `<PROVIDER>_<FIELD>` environment variables), e.g. `virustotal`",
+            );
         }
         if spec.display_name.trim().is_empty() {
             self.report("display_name", "must not be empty");
@@ -769,6 +780,19 @@ mod tests {
 
     fn fields(error: &InvalidProvider) -> Vec<&str> {
         error.problems.iter().map(|problem| problem.field.as_str()).collect()
+    }
+
+    #[test]
+    fn a_provider_name_is_refused_unless_the_database_and_environment_variables_accept_it() {
+        for name in ["demo-intel", "VirusTotal", "1intel", "", "intel feed"] {
+            let mut json = definition();
+            json["provider_name"] = json!(name);
+            let error = ProviderSpec::from_json(&json).expect_err(name);
+            assert_eq!(fields(&error), ["provider_name"], "{name:?}");
+        }
+        let mut json = definition();
+        json["provider_name"] = json!("intel_2");
+        ProviderSpec::from_json(&json).expect("a lowercase name with digits and _ is accepted");
     }
 
     #[test]
