@@ -73,7 +73,9 @@ async fn main() {
     let state = server::AppState::new(db.clone(), server::ServerConfig::default()).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, server::app(state)).await });
+    tokio::spawn(async move {
+        axum::serve(server::http::without_delay(listener), server::app(state)).await
+    });
     let policy = domain::outbound::OutboundPolicy::parse("127.0.0.0/8").unwrap();
     let key = domain::secret::SecretKey::generate();
     let (enricher, _reloading) = domain::enrich::Enricher::start(

@@ -30,6 +30,7 @@ struct Answer {
     data: serde::de::IgnoredAny,
 }
 
+/// Concurrent clients, unless `ALERTGRAPH_BENCH_CLIENTS` says otherwise.
 const CLIENTS: usize = 16;
 const SECONDS: u64 = 5;
 const SUBSCRIBERS: usize = 1000;
@@ -41,6 +42,8 @@ async fn main() {
     // The same variable and default as `serve` (`ALERTGRAPH_DB_POOL_SIZE`).
     let pool: u32 = std::env::var("ALERTGRAPH_DB_POOL_SIZE")
         .map_or(32, |size| size.parse().expect("a number of connections"));
+    let clients: usize = std::env::var("ALERTGRAPH_BENCH_CLIENTS")
+        .map_or(CLIENTS, |n| n.parse().expect("a number of clients"));
     let bench = common::BenchDatabase::create("alertgraph_bench_graphql", pool).await;
     let db = bench.db.clone();
     let loading = Instant::now();
@@ -88,7 +91,9 @@ async fn main() {
     server::listener::spawn(state.clone()).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, server::app(state)).await });
+    tokio::spawn(async move {
+        axum::serve(server::http::without_delay(listener), server::app(state)).await
+    });
     let key = common::api_key(&db, &[domain::api_key::Scope::Admin]).await;
     let values: Vec<String> =
         sqlx::query_scalar("select value from indicator order by random() limit 1000")
@@ -113,7 +118,7 @@ async fn main() {
             "query($v: String!) { indicator(type: IP, value: $v) { value alerts(first: 20) { totalCount nodes { id title } } } }",
         ),
     ];
-    println!("GraphQL benchmark: {CLIENTS} concurrent clients, {SECONDS} s per query");
+    println!("GraphQL benchmark: {clients} concurrent clients, {SECONDS} s per query");
     for (name, query) in cases {
         if !runs(&name[1..2]) {
             continue;
@@ -138,8 +143,9 @@ async fn main() {
         );
         println!("{name}: answers of {:.1} KB", answer.to_string().len() as f64 / 1024.0);
         let stop = Arc::new(AtomicBool::new(false));
+        let cpu = common::CpuTicks::now();
         let started = Instant::now();
-        let workers: Vec<_> = (0..CLIENTS)
+        let workers: Vec<_> = (0..clients)
             .map(|n| {
                 let (client, url, key, stop, values) = (
                     client.clone(),
@@ -153,7 +159,7 @@ async fn main() {
                     let mut i = n;
                     while !stop.load(Ordering::Relaxed) {
                         let variables = json!({"v": values[i % values.len()]});
-                        i += CLIENTS;
+                        i += clients;
                         let sent = Instant::now();
                         let response = client
                             .post(&url)
@@ -180,11 +186,12 @@ async fn main() {
             latencies.extend(worker.await.unwrap());
         }
         let elapsed = started.elapsed().as_secs_f64();
+        let cpu = common::CpuTicks::since(cpu, latencies.len());
         latencies.sort_by(f64::total_cmp);
         let at =
             |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
         println!(
-            "{name}: {:.0} req/s, p50 {:.1} ms, p95 {:.1} ms",
+            "{name}: {:.0} req/s, p50 {:.1} ms, p95 {:.1} ms{cpu}",
             latencies.len() as f64 / elapsed,
             at(0.50),
             at(0.95)

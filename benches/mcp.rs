@@ -54,7 +54,9 @@ async fn main() {
     server::listener::spawn(state.clone()).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, server::app(state)).await });
+    tokio::spawn(async move {
+        axum::serve(server::http::without_delay(listener), server::app(state)).await
+    });
     let key = common::api_key(&db, &[domain::api_key::Scope::Admin]).await;
 
     let client = reqwest::Client::new();

@@ -46,6 +46,12 @@ pub(crate) struct Cli {
 enum Command {
     /// Apply migrations, then run the HTTP server and a worker in this process.
     Up {
+        /// Also seed a simulated threat-intelligence provider (served by this server) and
+        /// sample detection rules, documents and alerts, once per database, so that enriched
+        /// alerts show within seconds without any provider account. An admin API key for
+        /// trying it out is written to ./.alertgraph/demo-api-key.
+        #[arg(long, env = "ALERTGRAPH_DEMO")]
+        demo: bool,
         #[command(flatten)]
         server: ServerArgs,
         #[command(flatten)]
@@ -307,8 +313,8 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     let pool_size = if one_shot { cli.db_pool_size.min(2) } else { cli.db_pool_size };
     let db = database::connect(&url, pool_size).await?;
     let result = match cli.command {
-        Command::Up { server, worker, shared } => {
-            up(&url, db.clone(), server, worker, shared).await
+        Command::Up { demo, server, worker, shared } => {
+            up(&url, db.clone(), demo, server, worker, shared).await
         }
         Command::Serve { server, shared } => {
             let key = shared.require_key("serve")?;
@@ -316,7 +322,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             check_migrated(&db).await?;
             let (stop, stopped) = watch::channel(false);
             tokio::spawn(stop_on_signal(stop));
-            serve(db.clone(), server, key, policy, stopped).await
+            serve(db.clone(), server, key, policy, Demo::Off, stopped).await
         }
         Command::Work { worker, metrics_listen, shared } => {
             let key = shared.require_key("work")?;
@@ -376,19 +382,28 @@ async fn check_migrated(db: &PgPool) -> anyhow::Result<()> {
 async fn up(
     url: &str,
     db: PgPool,
+    demo: bool,
     server: ServerArgs,
     worker: WorkerArgs,
     shared: SharedArgs,
 ) -> anyhow::Result<()> {
-    let policy = shared.policy()?;
+    let mut policy = shared.policy()?;
     migrate(&db).await?;
     let key = match &shared.secret_key {
         Some(text) => SecretKey::from_base64(text).context("ALERTGRAPH_SECRET_KEY")?,
         None => key_file().await?,
     };
+    let demo = if demo {
+        // The worker calls the simulated provider on this server's own address.
+        let own = own_address(server.listen);
+        policy = policy.allowing(own.ip());
+        seed_demo(&db, &format!("http://{own}")).await?
+    } else {
+        Demo::Off
+    };
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(stop_on_signal(stop.clone()));
-    let serving = serve(db, server, key.clone(), policy.clone(), stopped.clone());
+    let serving = serve(db, server, key.clone(), policy.clone(), demo, stopped.clone());
     let working = work(url, worker, key, policy, stopped);
     tokio::pin!(serving, working);
     // Whichever half ends first (a signal, or a failure such as a port already in use) stops
@@ -405,11 +420,69 @@ async fn up(
     }
 }
 
+/// Whether `serve` runs the demo, and whether it ingests the sample alerts when it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Demo {
+    Off,
+    On { ingest_samples: bool },
+}
+
+/// Where this process reaches its own server: the listen address, or loopback when that is
+/// unspecified (`0.0.0.0`, `::`).
+fn own_address(listen: SocketAddr) -> SocketAddr {
+    match listen.ip() {
+        ip if !ip.is_unspecified() => listen,
+        std::net::IpAddr::V4(_) => SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, listen.port())),
+        std::net::IpAddr::V6(_) => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, listen.port())),
+    }
+}
+
+/// Seeds the demo's provider, rules and documents (once per database; later runs point the
+/// provider at `base_url`) and writes an admin key to [`DEMO_KEY_FILE`] unless a valid one is
+/// there.
+async fn seed_demo(db: &PgPool, base_url: &str) -> anyhow::Result<Demo> {
+    let first = domain::demo::seed(db, base_url).await.context("seeding the demo")?;
+    let path = std::path::Path::new(DEMO_KEY_FILE);
+    // A key file left from another database (dropped, or another DATABASE_URL) is replaced.
+    let kept = match tokio::fs::read_to_string(path).await {
+        Ok(text) => api_key::KeyCache::default().verify(db, text.trim()).await.is_ok(),
+        Err(_) => false,
+    };
+    if !kept {
+        let new = NewKey {
+            name: "demo".into(),
+            scopes: vec![Scope::Admin],
+            key_type: KeyType::Agent,
+            allowed_sources: None,
+            expires_at: None,
+            rate_limit_per_minute: None,
+        };
+        let (_, secret) = api_key::create(db, &new).await.context("the demo API key")?;
+        let dir = path.parent().expect("the key file is in a directory");
+        tokio::fs::create_dir_all(dir).await.context(DEMO_KEY_FILE)?;
+        tokio::fs::write(path, &secret).await.context(DEMO_KEY_FILE)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let owner_only = std::fs::Permissions::from_mode(0o600);
+            tokio::fs::set_permissions(path, owner_only).await.context(DEMO_KEY_FILE)?;
+        }
+    }
+    tracing::info!(
+        api_key_file = DEMO_KEY_FILE,
+        graphql = %format!("{base_url}/graphql"),
+        provider = domain::demo::PROVIDER_NAME,
+        "demo mode: query the sample alerts with the admin API key in the file"
+    );
+    Ok(Demo::On { ingest_samples: first })
+}
+
 async fn serve(
     db: PgPool,
     args: ServerArgs,
     key: SecretKey,
     policy: OutboundPolicy,
+    demo: Demo,
     stopped: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let cfg = server::ServerConfig {
@@ -427,6 +500,7 @@ async fn serve(
         outbound: policy,
         provider_env: std::env::vars().collect(),
         operations_dir: args.tools.operations_dir,
+        demo: demo != Demo::Off,
         ..server::ServerConfig::default()
     };
     let cfg = match args.mcp_allowed_hosts {
@@ -442,7 +516,15 @@ async fn serve(
         .await
         .with_context(|| format!("ALERTGRAPH_LISTEN: cannot listen on {}", args.listen))?;
     tracing::info!(address = %args.listen, "HTTP server listening");
-    axum::serve(listener, server::app(state))
+    if demo == (Demo::On { ingest_samples: true }) {
+        // After the bind, so that the worker's first calls to the simulated provider wait in
+        // the listen queue rather than being refused.
+        let ids = server::http::demo::ingest_sample_alerts(&state)
+            .await
+            .context("ingesting the demo's sample alerts")?;
+        tracing::info!(alerts = ids.len(), "demo mode: ingested the sample alerts");
+    }
+    axum::serve(server::http::without_delay(listener), server::app(state))
         .with_graceful_shutdown(wait_for_stop(stopped))
         .await
         .context("serving HTTP")
@@ -562,8 +644,9 @@ async fn serve_metrics(
         }),
     );
     tokio::spawn(async move {
-        let served =
-            axum::serve(listener, app).with_graceful_shutdown(wait_for_stop(stopped)).await;
+        let served = axum::serve(server::http::without_delay(listener), app)
+            .with_graceful_shutdown(wait_for_stop(stopped))
+            .await;
         if let Err(error) = served {
             tracing::error!(error = %error, "the worker's metrics listener stopped");
         }
@@ -600,6 +683,8 @@ async fn stop_on_signal(stop: watch::Sender<bool>) {
 
 /// Where `up` keeps the secret key it generates when ALERTGRAPH_SECRET_KEY is unset.
 const SECRET_KEY_FILE: &str = ".alertgraph/secret.key";
+/// Where `up --demo` writes the admin API key it creates for trying the demo.
+const DEMO_KEY_FILE: &str = ".alertgraph/demo-api-key";
 
 async fn rotate_secrets(
     db: &PgPool,

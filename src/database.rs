@@ -7,7 +7,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgPool};
 use tokio::process::Command;
 
@@ -94,9 +94,7 @@ fn with_default_user(url: &str) -> String {
 /// connection opened under load (TLS, authentication, a new backend, cold statement caches)
 /// stalls the requests waiting for it; measured, it made the dispatch p99 4–5× its median.
 pub(crate) async fn connect(url: &str, pool_size: u32) -> anyhow::Result<PgPool> {
-    PgPoolOptions::new()
-        .max_connections(pool_size)
-        .min_connections(pool_size)
+    domain::store::pool_options(pool_size)
         .acquire_timeout(Duration::from_secs(10))
         .connect(url)
         .await

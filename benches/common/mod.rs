@@ -9,7 +9,7 @@ use std::str::FromStr;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgConnectOptions;
 use sqlx::{AssertSqlSafe, ConnectOptions, PgConnection, PgPool};
 
 /// A database made for one benchmark run.
@@ -33,10 +33,8 @@ impl BenchDatabase {
         ] {
             sqlx::query(AssertSqlSafe(statement)).execute(&mut admin).await.unwrap();
         }
-        let db = PgPoolOptions::new()
-            .max_connections(connections)
-            // All opened at start, as `alertgraph` does (`src/database.rs`).
-            .min_connections(connections)
+        // The options `alertgraph` uses (`src/database.rs`).
+        let db = domain::store::pool_options(connections)
             .connect_with(options.clone().database(name))
             .await
             .unwrap();
@@ -63,4 +61,49 @@ pub(crate) async fn api_key(db: &PgPool, scopes: &[domain::api_key::Scope]) -> S
         rate_limit_per_minute: None,
     };
     domain::api_key::create(db, &new).await.unwrap().1
+}
+
+/// CPU time read from Linux's `/proc`, in clock ticks (USER_HZ, 100 a second on Linux): what the
+/// whole machine spent busy and idle, and what this process spent. `None` where `/proc` is not.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CpuTicks {
+    busy: u64,
+    idle: u64,
+    process: u64,
+}
+
+impl CpuTicks {
+    pub(crate) fn now() -> Option<CpuTicks> {
+        let machine = std::fs::read_to_string("/proc/stat").ok()?;
+        // cpu user nice system idle iowait irq softirq steal …
+        let ticks: Vec<u64> = machine
+            .lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .ok()?;
+        let own = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // After the command name's closing parenthesis, utime and stime are fields 12 and 13.
+        let fields: Vec<&str> = own.rsplit_once(')')?.1.split_whitespace().collect();
+        let process = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        let idle = ticks.get(3)? + ticks.get(4).unwrap_or(&0);
+        Some(CpuTicks { busy: ticks.iter().sum::<u64>() - idle, idle, process })
+    }
+
+    /// What was spent since `start`, for `operations` operations: the share of the machine that
+    /// was busy, and the CPU time of the machine and of this process per operation.
+    pub(crate) fn since(start: Option<CpuTicks>, operations: usize) -> String {
+        let (Some(start), Some(end)) = (start, CpuTicks::now()) else { return String::new() };
+        let busy = end.busy.saturating_sub(start.busy) as f64;
+        let idle = end.idle.saturating_sub(start.idle) as f64;
+        let per = |ticks: f64| ticks * 10.0 / operations.max(1) as f64;
+        format!(
+            "; machine {:.0} % busy, CPU {:.2} ms per operation ({:.2} ms in this process)",
+            100.0 * busy / (busy + idle).max(1.0),
+            per(busy),
+            per(end.process.saturating_sub(start.process) as f64)
+        )
+    }
 }

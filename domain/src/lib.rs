@@ -10,6 +10,7 @@ pub mod alert;
 pub mod api_key;
 mod batch;
 pub mod context;
+pub mod demo;
 pub mod detection_rule;
 pub mod dispatch;
 pub mod enrich;

@@ -67,6 +67,12 @@ impl OutboundPolicy {
         Ok(policy)
     }
 
+    /// This policy, also allowing `ip` (`up --demo` allows its own server's address).
+    pub fn allowing(mut self, ip: IpAddr) -> OutboundPolicy {
+        self.allowed.push(IpNet::from(ip));
+        self
+    }
+
     fn allows_host(&self, host: &str) -> bool {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
         self.allowed_hosts.contains(&host)

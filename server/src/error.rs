@@ -30,6 +30,9 @@ pub enum ApiError {
     /// Worded as the domain words it.
     #[error("{}", AuthError::RateLimited { limit: *limit, retry_after: *retry_after })]
     RateLimited { limit: i32, retry_after: std::time::Duration },
+    /// A query parameter is missing or wrong.
+    #[error("{field}: {problem}")]
+    InvalidParameter { field: &'static str, problem: String },
     #[error(transparent)]
     Ingest(IngestError),
     #[error("internal error")]
@@ -78,6 +81,11 @@ impl ApiError {
                     "limit_per_minute": limit,
                     "retry_after_seconds": retry_after_seconds(*retry_after),
                 }),
+            ),
+            ApiError::InvalidParameter { field, problem } => (
+                StatusCode::BAD_REQUEST,
+                "INVALID_PAYLOAD",
+                json!({ "field": field, "problem": problem }),
             ),
             ApiError::Ingest(IngestError::InvalidSignature(source)) => (
                 StatusCode::UNAUTHORIZED,

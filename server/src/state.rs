@@ -35,6 +35,8 @@ pub struct ServerConfig {
     pub mcp_allowed_hosts: Vec<String>,
     /// Memory for provider results kept between GraphQL requests; 0 keeps none.
     pub graphql_result_cache_bytes: u64,
+    /// Serves the simulated provider of `up --demo` at `GET /demo/intel`.
+    pub demo: bool,
 }
 
 impl Default for ServerConfig {
@@ -50,6 +52,7 @@ impl Default for ServerConfig {
             operations_dir: None,
             mcp_allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
             graphql_result_cache_bytes: 64 << 20,
+            demo: false,
         }
     }
 }

@@ -68,6 +68,8 @@ async fn alertgraph_up_accepts_an_alert_and_its_worker_enriches_it(db: PgPool) {
     wait_for(&client, address, "/health").await;
     let ready = client.get(format!("http://{address}/ready")).send().await.unwrap();
     assert_eq!(json_with_status(ready, 200).await["database"], "ok");
+    let demo = client.get(format!("http://{address}/demo/intel?type=ip&value=1.2.3.4")).send();
+    assert_eq!(demo.await.unwrap().status(), 404, "the simulated provider needs --demo");
 
     let response = client
         .post(format!("http://{address}/v1/ingest/elastic"))
@@ -408,4 +410,167 @@ async fn a_server_and_a_separate_worker_each_report_what_they_did_on_metrics(db:
     )
     .await;
     assert!(!worked.contains("alertgraph_ingest_requests_total{"), "{worked}");
+}
+
+/// `up --demo` in `dir`, listening on `address`, against the database at `url`.
+fn up_demo(dir: &std::path::Path, url: &str, address: std::net::SocketAddr) -> KillOnDrop {
+    KillOnDrop(Some(
+        Command::new(BINARY)
+            .args(["up", "--demo"])
+            .current_dir(dir)
+            .env("DATABASE_URL", url)
+            .envs(SMALL_POOLS)
+            .env("ALERTGRAPH_LISTEN", address.to_string())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    ))
+}
+
+/// Stops `up` with SIGTERM and checks it exits cleanly.
+async fn stop(mut process: KillOnDrop) {
+    let mut child = process.0.take().unwrap();
+    let terminated =
+        Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(terminated.success());
+    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "alertgraph up exited with {status}");
+}
+
+/// GraphQL `query` at `address` with `key`; its `data`, which must come without errors.
+async fn graphql_data(
+    client: &reqwest::Client,
+    address: std::net::SocketAddr,
+    key: &str,
+    query: &str,
+) -> serde_json::Value {
+    let response = client
+        .post(format!("http://{address}/graphql"))
+        .bearer_auth(key)
+        .json(&serde_json::json!({ "query": query }))
+        .send()
+        .await
+        .unwrap();
+    let answer = json_with_status(response, 200).await;
+    assert!(answer.get("errors").is_none(), "{answer}");
+    answer["data"].clone()
+}
+
+/// Polls until every alert is enriched and there are `count` of them; returns them.
+async fn enriched_alerts(
+    client: &reqwest::Client,
+    address: std::net::SocketAddr,
+    key: &str,
+    count: usize,
+) -> Vec<serde_json::Value> {
+    let query = "{ alerts(first: 50) { nodes { id title malice enrichmentStatus
+        detectionRule { name } contextDocuments { title }
+        relatedAlerts { alert { title } }
+        indicators { type value malice enrichments { provider success malice extracted } } } } }";
+    for _ in 0..300 {
+        let data = graphql_data(client, address, key, query).await;
+        let alerts = data["alerts"]["nodes"].as_array().unwrap().clone();
+        if alerts.len() == count && alerts.iter().all(|a| a["enrichmentStatus"] == "ENRICHED") {
+            return alerts;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the alerts were not all enriched within 30 s");
+}
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn up_demo_shows_enriched_sample_alerts_with_no_provider_account_and_seeds_once(db: PgPool) {
+    let url = url_of(&db);
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(db.connect_options().get_database().unwrap());
+    std::fs::create_dir_all(&dir).unwrap();
+    let client = reqwest::Client::new();
+    let address = free_address();
+    let up = up_demo(&dir, &url, address);
+    wait_for(&client, address, "/health").await;
+    let key = std::fs::read_to_string(dir.join(".alertgraph/demo-api-key")).unwrap();
+
+    // The sample alerts, enriched by the simulated provider over HTTP, with their rules,
+    // documents and relations.
+    let alerts = enriched_alerts(&client, address, &key, 5).await;
+    let titled = |title: &str| {
+        alerts.iter().find(|a| a["title"] == title).unwrap_or_else(|| panic!("no {title}"))
+    };
+    let beacon = titled("Beaconing to known C2 from FIN-LAPTOP-042");
+    assert_eq!(beacon["malice"], "MALICIOUS");
+    assert_eq!(
+        beacon["detectionRule"]["name"],
+        "Outbound beacon to a known command-and-control host"
+    );
+    let documents: Vec<&str> = beacon["contextDocuments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["title"].as_str().unwrap())
+        .collect();
+    assert!(documents.contains(&"Runbook: contain a host beaconing to C2"), "{documents:?}");
+    assert!(documents.contains(&"Escalation policy"), "{documents:?}");
+    assert!(!documents.contains(&"SOP: phishing triage"), "{documents:?}");
+    let related: Vec<&str> = beacon["relatedAlerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["alert"]["title"].as_str().unwrap())
+        .collect();
+    assert!(related.contains(&"Second host beaconing to the same C2 address"), "{related:?}");
+    let c2 = beacon["indicators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["value"] == "203.0.113.66")
+        .unwrap();
+    let result = &c2["enrichments"][0];
+    assert_eq!(result["provider"], "demo_intel");
+    assert_eq!(result["success"], true);
+    assert_eq!(result["malice"], "MALICIOUS");
+    assert_eq!(result["extracted"]["score"], 96);
+    assert_eq!(titled("Password spray against SSO from 198.51.100.23")["malice"], "SUSPICIOUS");
+    assert_eq!(titled("Large download from a CDN flagged by a new proxy rule")["malice"], "BENIGN");
+
+    // The simulated provider answers for values it has never seen, and names a bad parameter.
+    let answer = client
+        .get(format!("http://{address}/demo/intel?type=ip&value=192.168.1.5"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_with_status(answer, 200).await["categories"], serde_json::json!(["internal"]));
+    let refused = client.get(format!("http://{address}/demo/intel?type=ipv4&value=x")).send();
+    let refused = json_with_status(refused.await.unwrap(), 400).await;
+    assert_eq!(refused["error"]["details"]["field"], "type", "{refused}");
+    stop(up).await;
+
+    // A second start, on another port: nothing is seeded twice, and the provider follows the
+    // server to its new address.
+    let address = free_address();
+    let up = up_demo(&dir, &url, address);
+    wait_for(&client, address, "/health").await;
+    assert_eq!(key, std::fs::read_to_string(dir.join(".alertgraph/demo-api-key")).unwrap());
+    let posted = client
+        .post(format!("http://{address}/v1/ingest/generic"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"title": "Mine", "indicators": [{"type": "domain", "value": "mine.example"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_with_status(posted, 202).await["status"], "queued");
+    let alerts = enriched_alerts(&client, address, &key, 6).await;
+    let mine = alerts.iter().find(|a| a["title"] == "Mine").unwrap();
+    assert_eq!(mine["indicators"][0]["enrichments"][0]["success"], true, "{mine}");
+    let counts = graphql_data(
+        &client,
+        address,
+        &key,
+        "{ detectionRules { name } contextDocuments { title } }",
+    )
+    .await;
+    assert_eq!(counts["detectionRules"].as_array().unwrap().len(), 3, "{counts}");
+    assert_eq!(counts["contextDocuments"].as_array().unwrap().len(), 3, "{counts}");
+    stop(up).await;
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -40,7 +40,7 @@ pub(crate) async fn spawn_app_with(db: PgPool, cfg: ServerConfig) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding a port");
     let address = listener.local_addr().expect("local address");
     let app = server::app(state.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::spawn(async move { axum::serve(server::http::without_delay(listener), app).await });
     let admin_key = create_key(&db, "admin", &[Scope::Admin], None).await;
     TestApp { address, state, client: reqwest::Client::new(), admin_key }
 }

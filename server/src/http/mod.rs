@@ -1,6 +1,7 @@
 //! The router: REST routes, body limits, tracing with request ids, and error logging.
 
 mod auth;
+pub mod demo;
 mod health;
 mod ingest;
 mod metrics;
@@ -19,6 +20,20 @@ pub use auth::Caller;
 pub(crate) use auth::bearer;
 pub use metrics::scrape as metrics;
 
+/// `listener` with `TCP_NODELAY` on each accepted connection, as HTTP servers usually set it:
+/// a small write (a subscription event, the end of an answer) then leaves at once instead of
+/// waiting, under Nagle's algorithm, for the peer to acknowledge the write before it.
+pub fn without_delay(
+    listener: tokio::net::TcpListener,
+) -> impl axum::serve::Listener<Io = tokio::net::TcpStream, Addr = std::net::SocketAddr> {
+    use axum::serve::ListenerExt;
+    listener.tap_io(|stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY on an accepted connection");
+        }
+    })
+}
+
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Builds the application's router over `state`.
@@ -32,7 +47,10 @@ pub fn app(state: AppState) -> Router {
         .post(crate::graphql::post)
         .layer::<_, std::convert::Infallible>(DefaultBodyLimit::max(state.cfg.max_body_bytes))
         .layer::<_, std::convert::Infallible>(Extension(schema));
-    Router::new()
+    let router = Router::new();
+    let router =
+        if state.cfg.demo { router.route("/demo/intel", get(demo::intel)) } else { router };
+    router
         .route("/graphql", graphql)
         .route("/graphql/ws", get(crate::graphql::websocket).layer::<_, std::convert::Infallible>(Extension(ws_schema)))
         .nest_service("/mcp", mcp)
