@@ -30,6 +30,10 @@ pub enum ApiError {
     /// Worded as the domain words it.
     #[error("{}", AuthError::RateLimited { limit: *limit, retry_after: *retry_after })]
     RateLimited { limit: i32, retry_after: std::time::Duration },
+    #[error("no such route: {0}")]
+    UnknownRoute(String),
+    #[error("{0} is not allowed on this route")]
+    MethodNotAllowed(String),
     /// A query parameter is missing or wrong.
     #[error("{field}: {problem}")]
     InvalidParameter { field: &'static str, problem: String },
@@ -47,6 +51,11 @@ impl ApiError {
     /// The machine-readable code the error is answered with (`INVALID_PAYLOAD`, …).
     pub(crate) fn code(&self) -> &'static str {
         self.status_code_details().1
+    }
+
+    /// The HTTP status the error is answered with.
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status_code_details().0
     }
 
     fn status_code_details(&self) -> (StatusCode, &'static str, Value) {
@@ -82,6 +91,12 @@ impl ApiError {
                     "retry_after_seconds": retry_after_seconds(*retry_after),
                 }),
             ),
+            ApiError::UnknownRoute(path) => {
+                (StatusCode::NOT_FOUND, "NOT_FOUND", json!({ "path": path }))
+            }
+            ApiError::MethodNotAllowed(method) => {
+                (StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", json!({ "method": method }))
+            }
             ApiError::InvalidParameter { field, problem } => (
                 StatusCode::BAD_REQUEST,
                 "INVALID_PAYLOAD",

@@ -437,16 +437,52 @@ async fn abusive_queries_are_refused_by_depth_and_complexity_limits(db: PgPool) 
         let deep = format!("{{ alerts {{ nodes {{ {deep} }} }} }}");
         let (_, body) = app.graphql_as(&app.admin_key, &deep, json!({})).await;
         assert!(body["errors"][0]["message"].as_str().unwrap().contains("deep"), "{body}");
+        assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_REQUEST", "{body}");
         let (_, body) = app.graphql_as(&app.admin_key, &format!("{{ {wide} }}"), json!({})).await;
         assert!(body["errors"][0]["message"].as_str().unwrap().contains("complex"), "{body}");
+        assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_REQUEST", "{body}");
         // Nor does a text that fails to parse, or one that names no field of the schema.
         let (_, body) = app.graphql_as(&app.admin_key, "{ alerts { nodes { id }", json!({})).await;
         assert!(body["errors"][0]["message"].as_str().is_some(), "{body}");
+        assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_REQUEST", "{body}");
         assert!(body.get("data").is_none_or(Value::is_null), "{body}");
         let (_, body) =
             app.graphql_as(&app.admin_key, "{ alerts { nodes { nope } } }", json!({})).await;
         assert!(body["errors"][0]["message"].as_str().unwrap().contains("nope"), "{body}");
+        assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_REQUEST", "{body}");
     }
+}
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn a_body_that_is_not_a_graphql_request_gets_a_coded_graphql_error(db: PgPool) {
+    let app = spawn_app(db).await;
+    let url = format!("http://{}/graphql", app.address);
+    let post = |body: Vec<u8>| {
+        app.client
+            .post(&url)
+            .bearer_auth(&app.admin_key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let body = json_with_status(post(b"{\"query\": ".to_vec()).await.unwrap(), 400).await;
+    assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_REQUEST", "{body}");
+    let body = json_with_status(post(b"[1, 2]".to_vec()).await.unwrap(), 400).await;
+    assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_REQUEST", "{body}");
+    // An argument that is not of its type, written out or in a variable, fails its field.
+    let query = r#"{ alerts(filter: {occurredAfter: "yesterday"}) { totalCount } }"#;
+    let (_, body) = app.graphql_as(&app.admin_key, query, json!({})).await;
+    assert_eq!(body["errors"][0]["extensions"]["code"], "INVALID_PAYLOAD", "{body}");
+    assert_eq!(body["errors"][0]["path"], json!(["alerts"]), "{body}");
+    let query = "query($t: DateTime) { alerts(filter: {occurredAfter: $t}) { totalCount } }";
+    let (_, body) = app.graphql_as(&app.admin_key, query, json!({"t": "yesterday"})).await;
+    assert_eq!(body["errors"][0]["extensions"]["code"], "INVALID_PAYLOAD", "{body}");
+    // Larger than the server's limit (5 MiB by default).
+    let padding = " ".repeat(6 << 20);
+    let oversized = format!("{{\"query\": \"{{ viewer {{ name }} }}\"{padding}}}");
+    let answer = post(oversized.into_bytes()).await.unwrap();
+    let body = json_with_status(answer, 413).await;
+    assert_eq!(body["errors"][0]["extensions"]["code"], "PAYLOAD_TOO_LARGE", "{body}");
 }
 
 /// A TCP proxy in front of PostgreSQL that counts the statements clients execute: every

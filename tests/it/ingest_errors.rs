@@ -110,6 +110,20 @@ async fn every_kind_of_bad_request_is_refused_and_nothing_is_stored(db: PgPool) 
     let body = json_with_status(app.ingest("generic", streamed).await, 413).await;
     assert_eq!(error_code(&body), "PAYLOAD_TOO_LARGE");
 
+    // A wrong method or path gets the same error shape, naming what was wrong.
+    let response = app.client.get(app.url("/v1/ingest/generic")).send().await.unwrap();
+    let body = json_with_status(response, 405).await;
+    assert_eq!(
+        (error_code(&body), &body["error"]["details"]["method"]),
+        ("METHOD_NOT_ALLOWED", &"GET".into())
+    );
+    let response = app.client.post(app.url("/v1/ingest")).body(generic.clone()).send().await;
+    let body = json_with_status(response.unwrap(), 404).await;
+    assert_eq!(
+        (error_code(&body), &body["error"]["details"]["path"]),
+        ("NOT_FOUND", &"/v1/ingest".into())
+    );
+
     assert_eq!(count(&db, "alert").await, 0, "a refused payload left an alert behind");
     assert_eq!(count(&db, "job").await, 0, "a refused payload left a job behind");
 

@@ -17,7 +17,7 @@ mod types;
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql::http::GraphiQLSource;
 use async_graphql::{Data, Error, ErrorExtensions, ID, Schema};
-use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
 use axum::Extension;
 use axum::extract::WebSocketUpgrade;
 use axum::extract::{RawQuery, State};
@@ -108,14 +108,41 @@ pub fn sdl() -> String {
     Schema::build(Query::default(), Mutation::default(), Subscription).finish().sdl()
 }
 
-/// `POST /graphql`.
+/// `POST /graphql`. The body is read under the server's size limit and time limit, as ingest
+/// reads it; one that is too large or not a GraphQL request is answered as GraphQL errors are,
+/// with a code.
 pub(crate) async fn post(
     State(state): State<AppState>,
     Extension(schema): Extension<AlertgraphSchema>,
     headers: HeaderMap,
-    request: GraphQLRequest,
+    body: axum::body::Body,
 ) -> Response {
-    execute(&schema, state, &headers, request.into_inner()).await
+    match read_request(&state, &headers, body).await {
+        Ok(request) => execute(&schema, state, &headers, request).await,
+        Err((status, error)) => {
+            let response = async_graphql::Response::from_errors(vec![whole_request(error)]);
+            (status, GraphQLResponse::from(response)).into_response()
+        }
+    }
+}
+
+async fn read_request(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: axum::body::Body,
+) -> Result<async_graphql::Request, (StatusCode, Error)> {
+    let (limit, timeout) = (state.cfg.max_body_bytes, state.cfg.body_read_timeout);
+    let bytes = crate::http::read_limited(headers, body, limit, timeout)
+        .await
+        .map_err(|error| (error.status(), coded(&error.to_string(), error.code())))?;
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok());
+    let options = async_graphql::http::MultipartOptions::default();
+    async_graphql::http::receive_body(content_type, bytes.as_ref(), options).await.map_err(
+        |error| {
+            let message = format!("the body is not a GraphQL request: {error}");
+            (StatusCode::BAD_REQUEST, coded(&message, "BAD_REQUEST"))
+        },
+    )
 }
 
 /// `GET /graphql`: GraphiQL, or a query in the URL (what urql sends for queries).
@@ -210,7 +237,30 @@ pub(crate) async fn execute_as(
 ) -> async_graphql::Response {
     let loaders = loaders::new_loaders(state);
     let request = state.parsed.prepare(request);
-    schema.execute(request.data(principal).data(loaders)).await
+    let mut response = schema.execute(request.data(principal).data(loaders)).await;
+    let whole_request_failed = response.data == async_graphql::Value::Null;
+    for error in &mut response.errors {
+        if error.extensions.as_ref().is_none_or(|extensions| extensions.get("code").is_none()) {
+            let code = uncoded(error, whole_request_failed);
+            error.extensions.get_or_insert_with(Default::default).set("code", code);
+        }
+    }
+    response
+}
+
+/// The code of an error async-graphql raised itself (every error of ours carries one): a
+/// document that does not parse or validate, or breaks the depth or complexity limit, stops the
+/// whole request; an argument it could not read as its type fails one field.
+fn uncoded(error: &async_graphql::ServerError, whole_request_failed: bool) -> &'static str {
+    if whole_request_failed && error.path.is_empty() {
+        "BAD_REQUEST"
+    } else if error.message.starts_with("Failed to parse")
+        || error.message.starts_with("Invalid value")
+    {
+        "INVALID_PAYLOAD"
+    } else {
+        "INTERNAL"
+    }
 }
 
 async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, AuthError> {

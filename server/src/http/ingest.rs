@@ -1,12 +1,12 @@
 //! `POST /v1/ingest/{source}`: authenticate, read the body under the size limit, hand it to
 //! `domain::ingest::accept`, answer 202 once the alert is committed.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use domain::alert::Source;
 use domain::api_key::Scope;
 use domain::ingest::{self, Submission};
@@ -61,7 +61,8 @@ async fn accept(
         return Err(ApiError::SourceNotAllowed(source.to_string()));
     }
     let body =
-        read_limited(headers, body, state.cfg.max_body_bytes, state.cfg.body_read_timeout).await?;
+        super::read_limited(headers, body, state.cfg.max_body_bytes, state.cfg.body_read_timeout)
+            .await?;
     let signature = signature_header(source).and_then(|name| headers.get(name)?.to_str().ok());
     let mappings = state.mappings.snapshot();
     let submission = Submission { source, body: &body, signature, actor: &caller.0.name };
@@ -82,33 +83,4 @@ fn signature_header(source: Source) -> Option<&'static str> {
         Source::Splunk => Some("x-splunk-webhook-secret"),
         Source::Generic => None,
     }
-}
-
-/// Reads the whole body, refusing it as soon as it passes `limit`: up front when
-/// `Content-Length` says so, otherwise while streaming (chunked bodies).
-async fn read_limited(
-    headers: &HeaderMap,
-    body: Body,
-    limit: usize,
-    timeout: Duration,
-) -> Result<axum::body::Bytes, ApiError> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit as u64) {
-        return Err(ApiError::PayloadTooLarge { limit });
-    }
-    let read = tokio::time::timeout(timeout, axum::body::to_bytes(body, limit))
-        .await
-        .map_err(|_| ApiError::BodyTimeout { seconds: timeout.as_secs_f64() })?;
-    read.map_err(|error| {
-        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&error);
-        while let Some(current) = cause {
-            if current.is::<http_body_util::LengthLimitError>() {
-                return ApiError::PayloadTooLarge { limit };
-            }
-            cause = current.source();
-        }
-        ApiError::UnreadableBody(error.to_string())
-    })
 }

@@ -13,7 +13,7 @@ use axum::{Extension, Router};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::error::log_internal_errors;
+use crate::error::{ApiError, log_internal_errors};
 use crate::state::AppState;
 
 pub use auth::Caller;
@@ -45,7 +45,6 @@ pub fn app(state: AppState) -> Router {
         .service(crate::mcp::service(state.clone(), schema.clone()));
     let graphql: axum::routing::MethodRouter<AppState> = get(crate::graphql::get)
         .post(crate::graphql::post)
-        .layer::<_, std::convert::Infallible>(DefaultBodyLimit::max(state.cfg.max_body_bytes))
         .layer::<_, std::convert::Infallible>(Extension(schema));
     let router = Router::new();
     let router =
@@ -58,6 +57,11 @@ pub fn app(state: AppState) -> Router {
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/metrics", get(metrics::get))
+        // What no route answers gets the product's error shape, not an empty body.
+        .fallback(|uri: axum::http::Uri| async move { ApiError::UnknownRoute(uri.path().to_owned()) })
+        .method_not_allowed_fallback(|method: axum::http::Method| async move {
+            ApiError::MethodNotAllowed(method.to_string())
+        })
         // Bodies are read under our own limit in the handlers, which answer 413 in the
         // product's error shape; axum's default 2 MiB limit would answer first otherwise.
         .layer(DefaultBodyLimit::disable())
@@ -74,4 +78,33 @@ pub fn app(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
+}
+
+/// Reads the whole body, refusing it as soon as it passes `limit`: up front when
+/// `Content-Length` says so, otherwise while streaming (chunked bodies).
+pub(crate) async fn read_limited(
+    headers: &axum::http::HeaderMap,
+    body: axum::body::Body,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<axum::body::Bytes, ApiError> {
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    let read = tokio::time::timeout(timeout, axum::body::to_bytes(body, limit))
+        .await
+        .map_err(|_| ApiError::BodyTimeout { seconds: timeout.as_secs_f64() })?;
+    read.map_err(|error| {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+        while let Some(current) = cause {
+            if current.is::<http_body_util::LengthLimitError>() {
+                return ApiError::PayloadTooLarge { limit };
+            }
+            cause = current.source();
+        }
+        ApiError::UnreadableBody(error.to_string())
+    })
 }
