@@ -369,3 +369,67 @@ async fn provider_results_read_by_any_replica_follow_every_change(db: PgPool) {
         .await;
     both("MALICIOUS abuseipdb=95").await;
 }
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn dead_jobs_are_listed_and_a_retried_one_runs_again(db: PgPool) {
+    let app = spawn_app(db.clone()).await;
+    let receipt = crate::helpers::json_with_status(
+        app.ingest("generic", json!({"title": "Stuck", "severity": "high"}).to_string()).await,
+        202,
+    )
+    .await;
+    // Its enrichment ran out of attempts while, say, the database was failing over.
+    sqlx::query(
+        "update job set state = 'dead', attempt = max_attempts, finished_at = now(),
+                        last_error = 'connection reset'",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+
+    let listed = app
+        .graphql("{ jobs { id kind state attempt lastError payload finishedAt } }", json!({}))
+        .await;
+    let jobs = listed["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 1, "{listed}");
+    assert_eq!(jobs[0]["kind"], "enrich_alert");
+    assert_eq!(jobs[0]["state"], "DEAD");
+    assert_eq!(jobs[0]["lastError"], "connection reset");
+    assert_eq!(jobs[0]["payload"]["alert_id"], receipt["alert_id"]);
+    let id = jobs[0]["id"].as_str().unwrap().to_owned();
+    let none_queued = app.graphql("{ jobs(state: QUEUED) { id } }", json!({})).await;
+    assert_eq!(none_queued["jobs"], json!([]));
+
+    let retried = app
+        .graphql(
+            "mutation($id: ID!) { retryJob(id: $id) { id state attempt finishedAt } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(
+        retried["retryJob"],
+        json!({"id": id, "state": "QUEUED", "attempt": 0, "finishedAt": null})
+    );
+    crate::helpers::run_worker(&db).await;
+    let alert = app
+        .graphql(
+            "query($id: ID!) { alert(id: $id) { enrichmentStatus } }",
+            json!({"id": receipt["alert_id"]}),
+        )
+        .await;
+    assert_eq!(alert["alert"]["enrichmentStatus"], "ENRICHED");
+
+    // Only a dead job can be retried; ids are checked; it takes the admin scope.
+    let again = "mutation($id: ID!) { retryJob(id: $id) { id } }";
+    let (_, body) = app.graphql_as(&app.admin_key, again, json!({"id": id})).await;
+    assert_eq!(body["errors"][0]["extensions"]["code"], "CONFLICT", "{body}");
+    let (_, body) = app.graphql_as(&app.admin_key, again, json!({"id": "987654"})).await;
+    assert_eq!(body["errors"][0]["extensions"]["code"], "NOT_FOUND", "{body}");
+    let (_, body) = app.graphql_as(&app.admin_key, again, json!({"id": "x"})).await;
+    assert_eq!(body["errors"][0]["extensions"]["code"], "INVALID_PAYLOAD", "{body}");
+    let reader = create_key(&db, "reader", &[Scope::AlertsRead], None).await;
+    let (_, body) = app.graphql_as(&reader, "{ jobs { id } }", json!({})).await;
+    assert_eq!(body["errors"][0]["extensions"]["code"], "FORBIDDEN", "{body}");
+    let (_, body) = app.graphql_as(&reader, again, json!({"id": id})).await;
+    assert_eq!(body["errors"][0]["extensions"]["code"], "FORBIDDEN", "{body}");
+}

@@ -79,7 +79,7 @@ async fn a_failing_job_is_retried_with_backoff_and_then_dead_lettered(db: PgPool
     assert_eq!(state_of(&db, job_id).await, ("dead".to_owned(), 2));
 
     // A dead job can be retried by hand.
-    assert!(job_store::retry_dead(&db, job_id).await.unwrap());
+    assert!(job_store::retry_dead(&mut db.acquire().await.unwrap(), job_id).await.unwrap());
     assert_eq!(state_of(&db, job_id).await, ("queued".to_owned(), 0));
 }
 

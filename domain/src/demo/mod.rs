@@ -67,7 +67,12 @@ pub async fn seed(db: &PgPool, base_url: &str) -> Result<bool, DemoError> {
         }
         Err(RegistryError::NotFound(_)) => {
             let (provider, extractions) = provider_definition(base_url);
-            registry::import(db, &provider, Some(&extractions)).await?;
+            match registry::import(db, &provider, Some(&extractions)).await {
+                Ok(_) => {}
+                // Another `up --demo` on this database seeded it first.
+                Err(RegistryError::Duplicate(_)) => return Ok(false),
+                Err(error) => return Err(error.into()),
+            }
             let seed = seed_file();
             for rule in &seed.rules {
                 match detection_rule::create(db, rule, ACTOR).await {

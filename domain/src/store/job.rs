@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor, postgres::types::PgInterval};
 use uuid::Uuid;
 
@@ -237,16 +238,77 @@ pub async fn prune(
     Ok(pruned.rows_affected())
 }
 
-/// Puts a dead job back in the queue with a fresh set of attempts.
-pub async fn retry_dead(db: impl PgExecutor<'_>, job_id: i64) -> Result<bool, sqlx::Error> {
+/// Puts a dead job back in the queue with a fresh set of attempts, and wakes the workers (the
+/// `job_notify` trigger only fires on insert) when the caller's transaction commits.
+pub async fn retry_dead(db: &mut PgConnection, job_id: i64) -> Result<bool, sqlx::Error> {
     let retried = sqlx::query!(
-        "update job set state = 'queued', attempt = 0, run_at = now(), finished_at = null
+        "update job set state = 'queued', attempt = 0, run_at = now(), finished_at = null,
+                        lease_token = null, lease_until = null, claimed_by = null
          where job_id = $1 and state = 'dead'",
         job_id,
     )
-    .execute(db)
+    .execute(&mut *db)
     .await?;
-    Ok(retried.rows_affected() == 1)
+    if retried.rows_affected() == 0 {
+        return Ok(false);
+    }
+    sqlx::query("select pg_notify($1, '')").bind(crate::notify::JOB_QUEUED).execute(db).await?;
+    Ok(true)
+}
+
+/// A job as the API shows it.
+#[derive(Debug, Clone)]
+pub struct JobRow {
+    pub job_id: i64,
+    pub kind: String,
+    /// `queued`, `running`, `succeeded` or `dead`.
+    pub state: String,
+    pub attempt: i32,
+    pub max_attempts: i32,
+    pub payload: serde_json::Value,
+    pub last_error: Option<String>,
+    pub run_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// Jobs, newest first: of one `state` and `kind` when given, older than job `before` when given.
+pub async fn list(
+    db: impl PgExecutor<'_>,
+    state: Option<&str>,
+    kind: Option<&str>,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<JobRow>, sqlx::Error> {
+    sqlx::query_as!(
+        JobRow,
+        "select job_id, kind, state, attempt, max_attempts, payload, last_error, run_at,
+                created_at, finished_at
+         from job
+         where ($1::text is null or state = $1) and ($2::text is null or kind = $2)
+           and ($3::int8 is null or job_id < $3)
+         order by job_id desc
+         limit $4",
+        state,
+        kind,
+        before,
+        limit,
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// One job.
+pub async fn get(db: impl PgExecutor<'_>, job_id: i64) -> Result<Option<JobRow>, sqlx::Error> {
+    sqlx::query_as!(
+        JobRow,
+        "select job_id, kind, state, attempt, max_attempts, payload, last_error, run_at,
+                created_at, finished_at
+         from job where job_id = $1",
+        job_id,
+    )
+    .fetch_optional(db)
+    .await
 }
 
 /// The states a job can be in; mirrors `job_state_check`.

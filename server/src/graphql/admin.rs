@@ -1,9 +1,10 @@
 //! Administration over GraphQL (scope `admin` unless noted): API keys, enrichment providers
-//! (import, settings, credentials, field extractions, test runs), and on-demand enrichment.
+//! (import, settings, credentials, field extractions, test runs), on-demand enrichment, and the
+//! job queue (jobs listed, dead ones retried).
 
 use std::collections::BTreeMap;
 
-use async_graphql::{Context, ID, InputObject, Json, Object, Result, SimpleObject};
+use async_graphql::{Context, Enum, ID, InputObject, Json, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use domain::api_key::{KeyType, NewKey, Scope};
 use domain::provider::registry::{self, ProviderUpdate, RegistryError};
@@ -290,6 +291,101 @@ impl AdminQuery {
         let keys = domain::api_key::list(&state(ctx)?.db).await.map_err(internal)?;
         Ok(keys.into_iter().map(listed).collect())
     }
+
+    /// Jobs, newest first: by default the dead ones, which wait for `retryJob`. `before` (a
+    /// job's id) pages back through older jobs.
+    async fn jobs(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default_with = "Some(JobState::Dead)")] state: Option<JobState>,
+        kind: Option<String>,
+        before: Option<ID>,
+        #[graphql(default = 50, validator(minimum = 1, maximum = 500))] first: i64,
+    ) -> Result<Vec<Job>> {
+        require(ctx, Scope::Admin)?;
+        let before = before.map(|id| job_id(&id, "before")).transpose()?;
+        let rows = domain::store::job::list(
+            &super::state(ctx)?.db,
+            state.map(JobState::as_str),
+            kind.as_deref(),
+            before,
+            first,
+        )
+        .await
+        .map_err(internal)?;
+        rows.into_iter().map(job).collect()
+    }
+}
+
+/// Where a job is in its life.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum JobState {
+    /// Waiting for a worker, or for its next attempt's time.
+    Queued,
+    Running,
+    Succeeded,
+    /// Out of attempts, or failed for good: kept until it is retried.
+    Dead,
+}
+
+impl JobState {
+    fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Dead => "dead",
+        }
+    }
+
+    fn from_stored(state: &str) -> Result<JobState> {
+        match state {
+            "queued" => Ok(JobState::Queued),
+            "running" => Ok(JobState::Running),
+            "succeeded" => Ok(JobState::Succeeded),
+            "dead" => Ok(JobState::Dead),
+            other => Err(super::unexpected(&format!("a job has the unknown state {other:?}"))),
+        }
+    }
+}
+
+/// A unit of background work: enriching an alert, delivering a webhook.
+#[derive(SimpleObject, Debug, Clone)]
+pub(crate) struct Job {
+    pub(crate) id: ID,
+    /// `enrich_alert`, `deliver_webhook`, ….
+    pub(crate) kind: String,
+    pub(crate) state: JobState,
+    /// Attempts made so far.
+    pub(crate) attempt: i32,
+    pub(crate) max_attempts: i32,
+    /// What the job works on (an alert's id and its indicators, a delivery's id).
+    pub(crate) payload: Json<serde_json::Value>,
+    /// Why the last attempt failed.
+    pub(crate) last_error: Option<String>,
+    /// When it runs next (queued jobs).
+    pub(crate) run_at: DateTime<Utc>,
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) finished_at: Option<DateTime<Utc>>,
+}
+
+fn job(row: domain::store::job::JobRow) -> Result<Job> {
+    Ok(Job {
+        id: ID(row.job_id.to_string()),
+        kind: row.kind,
+        state: JobState::from_stored(&row.state)?,
+        attempt: row.attempt,
+        max_attempts: row.max_attempts,
+        payload: Json(row.payload),
+        last_error: row.last_error,
+        run_at: row.run_at,
+        created_at: row.created_at,
+        finished_at: row.finished_at,
+    })
+}
+
+fn job_id(id: &ID, field: &str) -> Result<i64> {
+    id.parse().map_err(|_| bad_input(field, &format!("{:?} is not a job id", id.as_str())))
 }
 
 #[derive(Default)]
@@ -417,6 +513,29 @@ impl AdminMutation {
             .find(|row| row.api_key_id == principal.api_key_id)
             .ok_or_else(|| internal("a new key was not listed"))?;
         Ok(CreatedApiKey { key, api_key: listed(listed_key) })
+    }
+
+    /// Puts a dead job back in the queue with a fresh set of attempts; a worker takes it at
+    /// once.
+    async fn retry_job(&self, ctx: &Context<'_>, id: ID) -> Result<Job> {
+        let principal = require(ctx, Scope::Admin)?;
+        let id = job_id(&id, "id")?;
+        let db = &state(ctx)?.db;
+        let mut tx = db.begin().await.map_err(internal)?;
+        let retried = domain::store::job::retry_dead(&mut tx, id).await.map_err(internal)?;
+        let row = domain::store::job::get(&mut *tx, id).await.map_err(internal)?;
+        tx.commit().await.map_err(internal)?;
+        match row {
+            Some(row) if retried => {
+                tracing::info!(job.id = id, actor = %principal.name, "dead job retried");
+                job(row)
+            }
+            Some(row) => Err(coded(
+                &format!("only a dead job can be retried; this one is {}", row.state),
+                "CONFLICT",
+            )),
+            None => Err(not_found("job")),
+        }
     }
 
     /// Revokes the key with this prefix; every server stops accepting it within a second.
