@@ -225,8 +225,18 @@ struct ServerArgs {
         hide_env_values = true
     )]
     splunk_webhook_secret: Option<String>,
+    /// The URL people and agents reach this server at, such as `https://alertgraph.example.com`
+    /// behind a proxy. Its host is answered on `/mcp` besides the loopback names.
+    #[arg(
+        long,
+        env = "ALERTGRAPH_PUBLIC_URL",
+        value_name = "ALERTGRAPH_PUBLIC_URL",
+        value_parser = public_url
+    )]
+    public_url: Option<url::Url>,
     /// Comma-separated `Host` values `/mcp` answers (DNS-rebinding protection), such as
-    /// `alertgraph.example.com`; `*` accepts any. Default: localhost, 127.0.0.1, ::1.
+    /// `alertgraph.example.com`; `*` accepts any. Default: localhost, 127.0.0.1, ::1, and the
+    /// host of ALERTGRAPH_PUBLIC_URL.
     #[arg(
         long,
         env = "ALERTGRAPH_MCP_ALLOWED_HOSTS",
@@ -420,6 +430,15 @@ async fn up(
     }
 }
 
+/// `ALERTGRAPH_PUBLIC_URL`: an http(s) URL with a host.
+fn public_url(text: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(text).map_err(|error| format!("not a URL: {error}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err("must be an http:// or https:// URL with a host".to_owned());
+    }
+    Ok(url)
+}
+
 /// Whether `serve` runs the demo, and whether it ingests the sample alerts when it starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Demo {
@@ -508,7 +527,13 @@ async fn serve(
             server::ServerConfig { mcp_allowed_hosts: Vec::new(), ..cfg }
         }
         Some(hosts) => server::ServerConfig { mcp_allowed_hosts: hosts, ..cfg },
-        None => cfg,
+        None => {
+            let mut hosts = cfg.mcp_allowed_hosts.clone();
+            // `public_url` checked that there is a host.
+            hosts
+                .extend(args.public_url.as_ref().and_then(|url| url.host_str()).map(str::to_owned));
+            server::ServerConfig { mcp_allowed_hosts: hosts, ..cfg }
+        }
     };
     let state = server::AppState::new(db, cfg).await.context("loading server state")?;
     server::listener::spawn(state.clone()).await.context("listening for configuration changes")?;

@@ -59,6 +59,7 @@ async fn alertgraph_up_accepts_an_alert_and_its_worker_enriches_it(db: PgPool) {
             .env("DATABASE_URL", &url)
             .envs(SMALL_POOLS)
             .env("ALERTGRAPH_LISTEN", address.to_string())
+            .env("ALERTGRAPH_PUBLIC_URL", "https://alertgraph.example.com/")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()
@@ -66,6 +67,23 @@ async fn alertgraph_up_accepts_an_alert_and_its_worker_enriches_it(db: PgPool) {
     ));
     let client = reqwest::Client::new();
     wait_for(&client, address, "/health").await;
+    // MCP answers the public URL's host as well as loopback, and nothing else.
+    for (host, allowed) in [("alertgraph.example.com", true), ("evil.example", false)] {
+        let answer = client
+            .post(format!("http://{address}/mcp"))
+            .header("host", host)
+            .bearer_auth(&key)
+            .header("accept", "application/json, text/event-stream")
+            .json(
+                &serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-06-18", "capabilities": {},
+                "clientInfo": {"name": "test", "version": "1"}}}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status().is_success(), allowed, "{host}: {}", answer.status());
+    }
     let ready = client.get(format!("http://{address}/ready")).send().await.unwrap();
     assert_eq!(json_with_status(ready, 200).await["database"], "ok");
     let demo = client.get(format!("http://{address}/demo/intel?type=ip&value=1.2.3.4")).send();
@@ -140,6 +158,8 @@ fn a_bad_setting_is_refused_with_a_sentence_naming_its_variable() {
         ("ALERTGRAPH_LISTEN", "not-an-address"),
         ("ALERTGRAPH_WORKER_CONCURRENCY", "many"),
         ("ALERTGRAPH_DEDUP_WINDOW_SECONDS", "-5"),
+        ("ALERTGRAPH_PUBLIC_URL", "ftp://alertgraph.example.com"),
+        ("ALERTGRAPH_PUBLIC_URL", "alertgraph.example.com"),
     ] {
         let output = Command::new(BINARY)
             .arg("up")
