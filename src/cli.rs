@@ -479,13 +479,15 @@ async fn seed_demo(db: &PgPool, base_url: &str) -> anyhow::Result<Demo> {
         let (_, secret) = api_key::create(db, &new).await.context("the demo API key")?;
         let dir = path.parent().expect("the key file is in a directory");
         tokio::fs::create_dir_all(dir).await.context(DEMO_KEY_FILE)?;
-        tokio::fs::write(path, &secret).await.context(DEMO_KEY_FILE)?;
+        let mut options = tokio::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        // Readable by its owner only from the start, not after a chmod.
         #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let owner_only = std::fs::Permissions::from_mode(0o600);
-            tokio::fs::set_permissions(path, owner_only).await.context(DEMO_KEY_FILE)?;
-        }
+        options.mode(0o600);
+        let mut file = options.open(path).await.context(DEMO_KEY_FILE)?;
+        tokio::io::AsyncWriteExt::write_all(&mut file, secret.as_bytes())
+            .await
+            .context(DEMO_KEY_FILE)?;
     }
     tracing::info!(
         api_key_file = DEMO_KEY_FILE,
