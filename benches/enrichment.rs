@@ -62,7 +62,7 @@ async fn main() {
             rate_limit_per_minute: Some(Some(1_000_000)),
             ..Default::default()
         };
-        domain::provider::registry::update(&db, name, &update).await.unwrap();
+        domain::provider::registry::update(&db, name, &update, "bench").await.unwrap();
     }
     let env = [("VIRUSTOTAL_API_KEY", "k"), ("ABUSEIPDB_API_KEY", "k"), ("GREYNOISE_API_KEY", "k")]
         .into_iter()

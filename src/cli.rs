@@ -476,7 +476,8 @@ async fn seed_demo(db: &PgPool, base_url: &str) -> anyhow::Result<Demo> {
             expires_at: None,
             rate_limit_per_minute: None,
         };
-        let (_, secret) = api_key::create(db, &new).await.context("the demo API key")?;
+        let (_, secret) =
+            api_key::create(db, &new, domain::demo::ACTOR).await.context("the demo API key")?;
         let dir = path.parent().expect("the key file is in a directory");
         tokio::fs::create_dir_all(dir).await.context(DEMO_KEY_FILE)?;
         let mut options = tokio::fs::OpenOptions::new();
@@ -710,6 +711,8 @@ async fn stop_on_signal(stop: watch::Sender<bool>) {
 
 /// Where `up` keeps the secret key it generates when ALERTGRAPH_SECRET_KEY is unset.
 const SECRET_KEY_FILE: &str = ".alertgraph/secret.key";
+/// Who the audit log says made the changes `alertgraph api-key` makes.
+const CLI_ACTOR: &str = "command line";
 /// Where `up --demo` writes the admin API key it creates for trying the demo.
 const DEMO_KEY_FILE: &str = ".alertgraph/demo-api-key";
 
@@ -774,7 +777,7 @@ async fn api_key_command(db: &PgPool, command: ApiKeyCommand) -> anyhow::Result<
                 expires_at,
                 rate_limit_per_minute,
             };
-            let (principal, plaintext) = api_key::create(db, &new).await?;
+            let (principal, plaintext) = api_key::create(db, &new, CLI_ACTOR).await?;
             eprintln!(
                 "Created API key {:?} ({}). Store it now: it is shown only once.",
                 principal.name, principal.prefix
@@ -800,7 +803,7 @@ async fn api_key_command(db: &PgPool, command: ApiKeyCommand) -> anyhow::Result<
             }
         }
         ApiKeyCommand::Revoke { prefix } => {
-            if !api_key::revoke(db, &prefix).await? {
+            if !api_key::revoke(db, &prefix, CLI_ACTOR).await? {
                 bail!("no active API key has the prefix {prefix:?}");
             }
             println!("revoked {prefix}");

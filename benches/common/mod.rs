@@ -60,7 +60,7 @@ pub(crate) async fn api_key(db: &PgPool, scopes: &[domain::api_key::Scope]) -> S
         expires_at: None,
         rate_limit_per_minute: None,
     };
-    domain::api_key::create(db, &new).await.unwrap().1
+    domain::api_key::create(db, &new, "bench").await.unwrap().1
 }
 
 /// CPU time read from Linux's `/proc`, in clock ticks (USER_HZ, 100 a second on Linux): what the

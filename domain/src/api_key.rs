@@ -202,7 +202,12 @@ pub enum CreateKeyError {
 }
 
 /// Creates a key and returns it with its plaintext, which is never stored or shown again.
-pub async fn create(db: &PgPool, new: &NewKey) -> Result<(Principal, String), CreateKeyError> {
+/// `actor` (who asked) goes to the audit log with the key's name, prefix and scopes.
+pub async fn create(
+    db: &PgPool,
+    new: &NewKey,
+    actor: &str,
+) -> Result<(Principal, String), CreateKeyError> {
     if new.name.trim().is_empty() {
         return Err(CreateKeyError::BlankName);
     }
@@ -217,7 +222,16 @@ pub async fn create(db: &PgPool, new: &NewKey) -> Result<(Principal, String), Cr
     }
     let plaintext = generate();
     let prefix = plaintext[..VISIBLE_PREFIX_CHARS].to_owned();
-    let api_key_id = store::api_key::insert(db, new, &prefix, &digest(&plaintext)).await?;
+    let mut tx = db.begin().await?;
+    let api_key_id = store::api_key::insert(&mut *tx, new, &prefix, &digest(&plaintext)).await?;
+    let scopes: Vec<&str> = new.scopes.iter().map(|scope| scope.as_str()).collect();
+    let details = serde_json::json!({
+        "name": new.name.trim(), "prefix": prefix, "scopes": scopes,
+        "key_type": new.key_type, "expires_at": new.expires_at,
+        "rate_limit_per_minute": new.rate_limit_per_minute,
+    });
+    store::activity::record(&mut *tx, None, "api_key.created", actor, &details).await?;
+    tx.commit().await?;
     let principal = Principal {
         api_key_id,
         name: new.name.trim().to_owned(),
@@ -405,9 +419,17 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Revokes the key whose visible prefix is `prefix`. Returns whether a live key was revoked.
-pub async fn revoke(db: &PgPool, prefix: &str) -> Result<bool, sqlx::Error> {
-    store::api_key::revoke(db, prefix).await
+/// Revokes the key whose visible prefix is `prefix`, logging it as done by `actor`. Returns
+/// whether a live key was revoked.
+pub async fn revoke(db: &PgPool, prefix: &str, actor: &str) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let revoked = store::api_key::revoke(&mut *tx, prefix).await?;
+    if revoked {
+        let details = serde_json::json!({ "prefix": prefix });
+        store::activity::record(&mut *tx, None, "api_key.revoked", actor, &details).await?;
+    }
+    tx.commit().await?;
+    Ok(revoked)
 }
 
 /// Every key, newest first, for listings. Digests are never returned.

@@ -59,7 +59,8 @@ pub enum MappingError {
     Db(#[from] sqlx::Error),
 }
 
-/// Adds a user-defined mapping (pass 3), in force in every process once they reload.
+/// Adds a user-defined mapping (pass 3), in force in every process once they reload; logged
+/// as done by `actor`.
 pub async fn create(
     db: &PgPool,
     source: Option<Source>,
@@ -67,20 +68,55 @@ pub async fn create(
     path: &str,
     indicator_type: IndicatorType,
     description: Option<&str>,
+    actor: &str,
 ) -> Result<Uuid, MappingError> {
     let path = path.trim();
     if path.is_empty() || path.starts_with('.') || path.ends_with('.') || path.contains("..") {
         return Err(MappingError::InvalidPath);
     }
     let new = store::mapping::NewMapping { source, target, path, indicator_type, description };
-    store::mapping::create(db, &new).await?.ok_or(MappingError::Duplicate)
+    let mut tx = db.begin().await?;
+    let id = store::mapping::create(&mut *tx, &new).await?.ok_or(MappingError::Duplicate)?;
+    let details = serde_json::json!({
+        "indicator_mapping_id": id, "source": source.map(Source::as_str), "path": path,
+        "indicator_type": indicator_type.as_str(),
+    });
+    store::activity::record(&mut *tx, None, "indicator_mapping.created", actor, &details).await?;
+    tx.commit().await?;
+    Ok(id)
 }
 
-/// Removes a user-defined mapping.
-pub async fn delete(db: &PgPool, indicator_mapping_id: Uuid) -> Result<(), MappingError> {
-    if store::mapping::delete_custom(db, indicator_mapping_id).await? {
-        Ok(())
-    } else {
-        Err(MappingError::NotFound(indicator_mapping_id))
+/// Turns a mapping (system or user-defined) on or off, logged as done by `actor`. Returns
+/// whether it exists.
+pub async fn set_active(
+    db: &PgPool,
+    indicator_mapping_id: Uuid,
+    is_active: bool,
+    actor: &str,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let found = store::mapping::set_active(&mut *tx, indicator_mapping_id, is_active).await?;
+    if found {
+        let details = serde_json::json!({ "indicator_mapping_id": indicator_mapping_id, "is_active": is_active });
+        let event = "indicator_mapping.updated";
+        store::activity::record(&mut *tx, None, event, actor, &details).await?;
     }
+    tx.commit().await?;
+    Ok(found)
+}
+
+/// Removes a user-defined mapping, logged as done by `actor`.
+pub async fn delete(
+    db: &PgPool,
+    indicator_mapping_id: Uuid,
+    actor: &str,
+) -> Result<(), MappingError> {
+    let mut tx = db.begin().await?;
+    if !store::mapping::delete_custom(&mut *tx, indicator_mapping_id).await? {
+        return Err(MappingError::NotFound(indicator_mapping_id));
+    }
+    let details = serde_json::json!({ "indicator_mapping_id": indicator_mapping_id });
+    store::activity::record(&mut *tx, None, "indicator_mapping.deleted", actor, &details).await?;
+    tx.commit().await?;
+    Ok(())
 }

@@ -178,7 +178,9 @@ async fn secrets_rotate_re_encrypts_stored_credentials_and_prints_the_new_key(db
     domain::migrate(&db).await.unwrap();
     let old = domain::secret::SecretKey::generate();
     let fields = std::collections::BTreeMap::from([("api_key".to_owned(), "gn-key".to_owned())]);
-    domain::provider::registry::set_credentials(&db, &old, "greynoise", &fields).await.unwrap();
+    domain::provider::registry::set_credentials(&db, &old, "greynoise", &fields, "tests")
+        .await
+        .unwrap();
 
     let output = Command::new(BINARY)
         .args(["secrets", "rotate"])

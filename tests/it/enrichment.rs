@@ -47,7 +47,7 @@ async fn point_providers_at(db: &PgPool, mock: &MockServer) {
 
 pub(crate) async fn set_base_url(db: &PgPool, name: &str, url: &str) {
     let update = ProviderUpdate { base_url: Some(Some(url.to_owned())), ..Default::default() };
-    registry::update(db, name, &update).await.unwrap();
+    registry::update(db, name, &update, "tests").await.unwrap();
 }
 
 async fn ingest(app: &crate::helpers::TestApp, source: &str, payload: String) -> Uuid {
@@ -251,7 +251,7 @@ async fn a_provider_that_hangs_is_cut_at_its_timeout_without_holding_up_the_othe
     slow["http_config"]["steps"][0]["url"] =
         format!("{}/slow/{{{{indicator.value}}}}", mock.uri()).into();
     slow["http_config"]["steps"][0]["timeout_seconds"] = 1.into();
-    registry::import(&db, &slow, None).await.unwrap();
+    registry::import(&db, &slow, None, "tests").await.unwrap();
     Mock::given(method("GET"))
         .and(path_regex("^/slow/"))
         .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(10)))
@@ -418,7 +418,7 @@ async fn enrichment_works_with_stored_credentials_after_the_key_is_rotated(db: P
     let old = crate::helpers::test_key();
     let fields =
         std::collections::BTreeMap::from([("api_key".to_owned(), "stored-vt-key".to_owned())]);
-    registry::set_credentials(&db, &old, "virustotal", &fields).await.unwrap();
+    registry::set_credentials(&db, &old, "virustotal", &fields, "tests").await.unwrap();
     let new = domain::secret::SecretKey::generate();
     registry::rotate_secrets(&db, &old, &new).await.unwrap();
 

@@ -433,3 +433,69 @@ async fn dead_jobs_are_listed_and_a_retried_one_runs_again(db: PgPool) {
     let (_, body) = app.graphql_as(&reader, again, json!({"id": id})).await;
     assert_eq!(body["errors"][0]["extensions"]["code"], "FORBIDDEN", "{body}");
 }
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn configuration_changes_are_in_the_audit_log_with_who_made_them_and_no_secret(db: PgPool) {
+    let app = spawn_app(db.clone()).await;
+    let created = app
+        .graphql(
+            r#"mutation { createApiKey(input: {name: "bot", scopes: ["alerts:read"], keyType: "agent"}) {
+                apiKey { prefix } } }"#,
+            json!({}),
+        )
+        .await;
+    let prefix = created["createApiKey"]["apiKey"]["prefix"].as_str().unwrap().to_owned();
+    app.graphql("mutation($p: String!) { revokeApiKey(prefix: $p) }", json!({"p": prefix})).await;
+    app.graphql(
+        r#"mutation { setEnrichmentProviderCredentials(name: "greynoise",
+               credentials: {api_key: "gn-secret-value"}) { name } }"#,
+        json!({}),
+    )
+    .await;
+    app.graphql(
+        r#"mutation { createIndicatorMapping(input: {extractFrom: RAW, fieldPath: "a.b",
+               indicatorType: IP}) { id } }"#,
+        json!({}),
+    )
+    .await;
+
+    let log = app.graphql("{ auditLog { id eventType actor details } }", json!({})).await;
+    let events: Vec<(&str, &str)> = log["auditLog"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["eventType"].as_str().unwrap(), e["actor"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            ("indicator_mapping.created", "admin"),
+            ("enrichment_provider.credentials_set", "admin"),
+            ("api_key.revoked", "admin"),
+            ("api_key.created", "admin"),
+            // The test's own admin key, made before the server ran.
+            ("api_key.created", "tests"),
+        ],
+        "{log}"
+    );
+    let text = log.to_string();
+    assert!(!text.contains("gn-secret-value"), "a credential reached the audit log: {text}");
+    assert_eq!(log["auditLog"][1]["details"]["fields"], json!(["api_key"]), "{log}");
+    assert_eq!(log["auditLog"][2]["details"]["prefix"], prefix.as_str());
+
+    // Paged back from an event; admin only.
+    let before = log["auditLog"][2]["id"].clone();
+    let older = app
+        .graphql(
+            "query($b: ID) { auditLog(before: $b, first: 1) { eventType } }",
+            json!({"b": before}),
+        )
+        .await;
+    assert_eq!(older["auditLog"], json!([{"eventType": "api_key.created"}]));
+    let reader = create_key(&db, "reader", &[Scope::AlertsRead], None).await;
+    let (_, body) = app.graphql_as(&reader, "{ auditLog { id } }", json!({})).await;
+    assert_eq!(body["errors"][0]["extensions"]["code"], "FORBIDDEN", "{body}");
+    let (_, body) =
+        app.graphql_as(&app.admin_key, r#"{ auditLog(before: "x") { id } }"#, json!({})).await;
+    assert_eq!(body["errors"][0]["extensions"]["code"], "INVALID_PAYLOAD", "{body}");
+}

@@ -59,7 +59,7 @@ pub(crate) async fn create_key(
         expires_at: None,
         rate_limit_per_minute: None,
     };
-    domain::api_key::create(db, &new).await.expect("creating a key").1
+    domain::api_key::create(db, &new, "tests").await.expect("creating a key").1
 }
 
 impl TestApp {

@@ -173,7 +173,7 @@ async fn revoked_and_expired_keys_stop_working_at_once(db: PgPool) {
     let payload = fixture("generic_phishing_email.json");
     json_with_status(app.ingest_with_key("generic", payload.clone(), &key).await, 202).await;
 
-    assert!(domain::api_key::revoke(&db, &key[..12]).await.unwrap());
+    assert!(domain::api_key::revoke(&db, &key[..12], "tests").await.unwrap());
     // The server drops its cache when it hears the revocation.
     let mut status = 202;
     for _ in 0..200 {
@@ -195,6 +195,7 @@ async fn revoked_and_expired_keys_stop_working_at_once(db: PgPool) {
             expires_at: Some(chrono::Utc::now() + chrono::Duration::milliseconds(300)),
             rate_limit_per_minute: None,
         },
+        "tests",
     )
     .await
     .unwrap()

@@ -333,6 +333,7 @@ async fn a_user_mapping_adds_indicators_from_any_raw_field(db: PgPool) {
         "result.dvc_ip",
         domain::alert::IndicatorType::Ip,
         Some("the firewall that saw the flow"),
+        "tests",
     )
     .await
     .unwrap();

@@ -63,7 +63,7 @@ async fn import_limited(db: &PgPool, base_url: &str, concurrency: u32, per_minut
     if let Some(limit) = per_minute {
         provider["rate_limit_per_minute"] = limit.into();
     }
-    registry::import(db, &provider, None).await.unwrap();
+    registry::import(db, &provider, None, "tests").await.unwrap();
     // Only this provider is configured: the built-ins have no credentials here.
 }
 

@@ -51,9 +51,9 @@ async fn seeded(db: &PgPool) -> (TestApp, MockServer) {
         base_url: Some(Some(format!("{}/api/v3", mock.uri()))),
         ..Default::default()
     };
-    domain::provider::registry::update(db, "virustotal", &update).await.unwrap();
+    domain::provider::registry::update(db, "virustotal", &update, "tests").await.unwrap();
     let fields = std::collections::BTreeMap::from([("api_key".to_owned(), "vt-mcp".to_owned())]);
-    domain::provider::registry::set_credentials(db, &test_key(), "virustotal", &fields)
+    domain::provider::registry::set_credentials(db, &test_key(), "virustotal", &fields, "tests")
         .await
         .unwrap();
     let body = std::fs::read_to_string(concat!(

@@ -37,7 +37,7 @@ async fn built_in_providers_are_seeded_and_an_upgrade_keeps_peoples_edits(db: Pg
         is_active: Some(false),
         ..Default::default()
     };
-    let updated = registry::update(&db, "virustotal", &update).await.unwrap();
+    let updated = registry::update(&db, "virustotal", &update, "tests").await.unwrap();
     assert!(!updated.is_active);
     domain::migrate(&db).await.unwrap();
 
@@ -62,19 +62,20 @@ async fn the_greynoise_fixture_imports_unchanged_and_bad_definitions_say_what_is
 
     let provider = provider_fixture("greynoise.provider.json");
     let extractions = provider_fixture("greynoise.field_extractions.json");
-    registry::import(&db, &provider, Some(&extractions)).await.unwrap();
+    registry::import(&db, &provider, Some(&extractions), "tests").await.unwrap();
 
     let greynoise = find(&db, "greynoise").await;
     assert!(!greynoise.is_builtin);
     assert_eq!(greynoise.extractions.len(), extractions.as_array().unwrap().len());
-    let duplicate = registry::import(&db, &provider, None).await;
+    let duplicate = registry::import(&db, &provider, None, "tests").await;
     assert!(matches!(duplicate, Err(RegistryError::Duplicate(ref name)) if name == "greynoise"));
 
     let mut broken = provider.clone();
     broken["http_config"]["steps"][0]["url"] = "https://example.com/{{indicator.nope}}".into();
     broken["malice_rules"]["default_verdict"] = "Dangerous".into();
     broken["provider_name"] = "broken".into();
-    let Err(RegistryError::Invalid(invalid)) = registry::import(&db, &broken, None).await else {
+    let Err(RegistryError::Invalid(invalid)) = registry::import(&db, &broken, None, "tests").await
+    else {
         panic!("a broken definition was accepted");
     };
     let fields: Vec<&str> = invalid.problems.iter().map(|p| p.field.as_str()).collect();
@@ -87,7 +88,7 @@ async fn credentials_are_sealed_at_rest_and_environment_variables_fill_the_gaps(
     domain::migrate(&db).await.unwrap();
     let key = SecretKey::generate();
     let fields = BTreeMap::from([("api_key".to_owned(), "vt-secret-123".to_owned())]);
-    registry::set_credentials(&db, &key, "virustotal", &fields).await.unwrap();
+    registry::set_credentials(&db, &key, "virustotal", &fields, "tests").await.unwrap();
 
     let stored: Vec<u8> =
         sqlx::query_scalar("select credentials from enrichment_provider where name = 'virustotal'")
@@ -107,7 +108,7 @@ async fn credentials_are_sealed_at_rest_and_environment_variables_fill_the_gaps(
     assert_eq!(auth.get("api_key").map(|s| s.expose()), Some("from-env"));
 
     let wrong = BTreeMap::from([("password".to_owned(), "x".to_owned())]);
-    let refused = registry::set_credentials(&db, &key, "virustotal", &wrong).await;
+    let refused = registry::set_credentials(&db, &key, "virustotal", &wrong, "tests").await;
     assert!(
         matches!(refused, Err(RegistryError::UnknownCredential { ref field, .. }) if field == "password")
     );
@@ -122,7 +123,7 @@ async fn rotating_the_secret_key_re_encrypts_every_credential(db: PgPool) {
         if provider == "okta" {
             fields.insert("domain".into(), "contoso.okta.example".into());
         }
-        registry::set_credentials(&db, &old, provider, &fields).await.unwrap();
+        registry::set_credentials(&db, &old, provider, &fields, "tests").await.unwrap();
     }
 
     assert_eq!(registry::rotate_secrets(&db, &old, &new).await.unwrap(), 2);
@@ -146,7 +147,7 @@ async fn people_edit_replace_extractions_of_and_delete_providers_and_workers_fol
     for extraction in extractions.as_array_mut().unwrap() {
         extraction["provider_name"] = "demo_intel".into();
     }
-    registry::import(&db, &provider, Some(&extractions)).await.unwrap();
+    registry::import(&db, &provider, Some(&extractions), "tests").await.unwrap();
     wait_until(|| enricher.configured("demo_intel").is_some()).await;
 
     // Settings and a new definition are validated as a whole, every problem named by field.
@@ -155,7 +156,8 @@ async fn people_edit_replace_extractions_of_and_delete_providers_and_workers_fol
         concurrency_limit: Some(Some(0)),
         ..Default::default()
     };
-    let Err(RegistryError::Invalid(invalid)) = registry::update(&db, "demo_intel", &bad).await
+    let Err(RegistryError::Invalid(invalid)) =
+        registry::update(&db, "demo_intel", &bad, "tests").await
     else {
         panic!("a bad update was accepted");
     };
@@ -165,7 +167,7 @@ async fn people_edit_replace_extractions_of_and_delete_providers_and_workers_fol
     renamed["provider_name"] = "other".into();
     let rename = registry::ProviderUpdate { definition: Some(renamed), ..Default::default() };
     assert!(matches!(
-        registry::update(&db, "demo_intel", &rename).await,
+        registry::update(&db, "demo_intel", &rename, "tests").await,
         Err(RegistryError::Invalid(ref invalid)) if invalid.problems[0].field == "provider_name"
     ));
 
@@ -174,7 +176,7 @@ async fn people_edit_replace_extractions_of_and_delete_providers_and_workers_fol
         rate_limit_per_minute: Some(Some(120)),
         ..Default::default()
     };
-    let updated = registry::update(&db, "demo_intel", &good).await.unwrap();
+    let updated = registry::update(&db, "demo_intel", &good, "tests").await.unwrap();
     assert_eq!(updated.spec.rate_limit_per_minute, Some(120));
     wait_until(|| {
         enricher.configured("demo_intel").and_then(|spec| spec.base_url).as_deref()
@@ -183,17 +185,20 @@ async fn people_edit_replace_extractions_of_and_delete_providers_and_workers_fol
     .await;
     // Clearing an override brings back the definition's own value.
     let reset = registry::ProviderUpdate { base_url: Some(None), ..Default::default() };
-    let reset = registry::update(&db, "demo_intel", &reset).await.unwrap();
+    let reset = registry::update(&db, "demo_intel", &reset, "tests").await.unwrap();
     assert_eq!(reset.spec.base_url, provider["base_url"].as_str().map(str::to_owned));
 
     // Extractions are replaced in bulk, validated first.
     let first = extractions.as_array().unwrap()[0].clone();
-    assert_eq!(registry::set_extractions(&db, "demo_intel", &json!([first])).await.unwrap(), 1);
+    assert_eq!(
+        registry::set_extractions(&db, "demo_intel", &json!([first]), "tests").await.unwrap(),
+        1
+    );
     assert_eq!(find(&db, "demo_intel").await.extractions.len(), 1);
     let mut typo = first.clone();
     typo["value_type"] = "number-ish".into();
     assert!(matches!(
-        registry::set_extractions(&db, "demo_intel", &json!([typo])).await,
+        registry::set_extractions(&db, "demo_intel", &json!([typo]), "tests").await,
         Err(RegistryError::Invalid(_))
     ));
     assert_eq!(find(&db, "demo_intel").await.extractions.len(), 1, "nothing changed");
@@ -202,10 +207,13 @@ async fn people_edit_replace_extractions_of_and_delete_providers_and_workers_fol
     let builtin =
         registry::ProviderUpdate { definition: Some(provider.clone()), ..Default::default() };
     assert!(matches!(
-        registry::update(&db, "greynoise", &builtin).await,
+        registry::update(&db, "greynoise", &builtin, "tests").await,
         Err(RegistryError::Builtin(..))
     ));
-    assert!(matches!(registry::delete(&db, "greynoise").await, Err(RegistryError::Builtin(..))));
+    assert!(matches!(
+        registry::delete(&db, "greynoise", "tests").await,
+        Err(RegistryError::Builtin(..))
+    ));
     let shipped = find(&db, "virustotal").await.extractions[0].clone();
     let clash = json!([{
         "provider_name": "virustotal",
@@ -215,14 +223,17 @@ async fn people_edit_replace_extractions_of_and_delete_providers_and_workers_fol
         "value_type": "string",
     }]);
     let Err(RegistryError::Invalid(invalid)) =
-        registry::set_extractions(&db, "virustotal", &clash).await
+        registry::set_extractions(&db, "virustotal", &clash, "tests").await
     else {
         panic!("a user extraction replaced a built-in one");
     };
     assert_eq!(invalid.problems[0].field, "field_extractions[0].target_key");
 
-    registry::delete(&db, "demo_intel").await.unwrap();
-    assert!(matches!(registry::delete(&db, "demo_intel").await, Err(RegistryError::NotFound(_))));
+    registry::delete(&db, "demo_intel", "tests").await.unwrap();
+    assert!(matches!(
+        registry::delete(&db, "demo_intel", "tests").await,
+        Err(RegistryError::NotFound(_))
+    ));
     wait_until(|| enricher.configured("demo_intel").is_none()).await;
 }
 

@@ -61,13 +61,13 @@ pub async fn seed(db: &PgPool, base_url: &str) -> Result<bool, DemoError> {
                     base_url: Some(Some(base_url.to_owned())),
                     ..Default::default()
                 };
-                registry::update(db, PROVIDER_NAME, &update).await?;
+                registry::update(db, PROVIDER_NAME, &update, ACTOR).await?;
             }
             Ok(false)
         }
         Err(RegistryError::NotFound(_)) => {
             let (provider, extractions) = provider_definition(base_url);
-            match registry::import(db, &provider, Some(&extractions)).await {
+            match registry::import(db, &provider, Some(&extractions), ACTOR).await {
                 Ok(_) => {}
                 // Another `up --demo` on this database seeded it first.
                 Err(RegistryError::Duplicate(_)) => return Ok(false),

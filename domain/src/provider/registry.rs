@@ -106,6 +106,7 @@ pub async fn import(
     db: &PgPool,
     provider: &Value,
     extractions: Option<&Value>,
+    actor: &str,
 ) -> Result<Uuid, RegistryError> {
     let spec = ProviderSpec::from_json(provider)?;
     let extractions = match extractions {
@@ -121,8 +122,20 @@ pub async fn import(
     let rows: Vec<ExtractionRow> =
         extractions.iter().map(|e| extraction_row(id, e, false)).collect();
     provider_store::replace_extractions(&mut tx, id, false, &rows).await?;
+    let details = json!({ "provider": spec.provider_name, "field_extractions": rows.len() });
+    audit(&mut tx, "enrichment_provider.imported", actor, &details).await?;
     tx.commit().await?;
     Ok(id)
+}
+
+/// One configuration change in the audit log (`activity`, with no alert).
+async fn audit(
+    tx: &mut sqlx::PgConnection,
+    event: &str,
+    actor: &str,
+    details: &Value,
+) -> Result<(), sqlx::Error> {
+    crate::store::activity::record(tx, None, event, actor, details).await
 }
 
 /// Every provider with its active extractions and people's edits applied.
@@ -160,6 +173,7 @@ pub async fn update(
     db: &PgPool,
     name: &str,
     update: &ProviderUpdate,
+    actor: &str,
 ) -> Result<StoredProvider, RegistryError> {
     let current = find(db, name).await?;
     if update.definition.is_some() && current.is_builtin {
@@ -210,15 +224,26 @@ pub async fn update(
         rate_limit_per_minute: update.rate_limit_per_minute.map(|limit| limit.map(|l| l as i32)),
         is_active: update.is_active,
     };
-    if !provider_store::update(db, name, &changes).await? {
+    let mut tx = db.begin().await?;
+    if !provider_store::update(&mut *tx, name, &changes).await? {
         return Err(RegistryError::NotFound(name.to_owned()));
     }
+    let details = json!({
+        "provider": name,
+        "definition_replaced": update.definition.is_some(),
+        "base_url": update.base_url,
+        "concurrency_limit": update.concurrency_limit,
+        "rate_limit_per_minute": update.rate_limit_per_minute,
+        "is_active": update.is_active,
+    });
+    audit(&mut tx, "enrichment_provider.updated", actor, &details).await?;
+    tx.commit().await?;
     find(db, name).await
 }
 
 /// Deletes a user provider with its extractions and cached results. Built-in providers are
 /// deactivated instead: they are seeded again at every start.
-pub async fn delete(db: &PgPool, name: &str) -> Result<(), RegistryError> {
+pub async fn delete(db: &PgPool, name: &str, actor: &str) -> Result<(), RegistryError> {
     let provider = find(db, name).await?;
     if provider.is_builtin {
         return Err(RegistryError::Builtin(
@@ -226,9 +251,12 @@ pub async fn delete(db: &PgPool, name: &str) -> Result<(), RegistryError> {
             "it cannot be deleted; deactivate it instead",
         ));
     }
-    if !provider_store::delete(db, provider.enrichment_provider_id).await? {
+    let mut tx = db.begin().await?;
+    if !provider_store::delete(&mut *tx, provider.enrichment_provider_id).await? {
         return Err(RegistryError::NotFound(name.to_owned()));
     }
+    audit(&mut tx, "enrichment_provider.deleted", actor, &json!({ "provider": name })).await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -239,6 +267,7 @@ pub async fn set_extractions(
     db: &PgPool,
     name: &str,
     extractions: &Value,
+    actor: &str,
 ) -> Result<usize, RegistryError> {
     let provider = find(db, name).await?;
     let given = FieldExtraction::list_from_json(extractions, &provider.spec)?;
@@ -279,6 +308,8 @@ pub async fn set_extractions(
         given.iter().map(|e| extraction_row(provider.enrichment_provider_id, e, false)).collect();
     provider_store::replace_extractions(&mut tx, provider.enrichment_provider_id, false, &rows)
         .await?;
+    let details = json!({ "provider": name, "field_extractions": rows.len() });
+    audit(&mut tx, "field_extractions.replaced", actor, &details).await?;
     tx.commit().await?;
     Ok(rows.len())
 }
@@ -298,6 +329,7 @@ pub async fn set_credentials(
     key: &SecretKey,
     name: &str,
     fields: &BTreeMap<String, String>,
+    actor: &str,
 ) -> Result<(), RegistryError> {
     let provider = find(db, name).await?;
     let expected = provider.spec.required_credentials();
@@ -309,7 +341,12 @@ pub async fn set_credentials(
         });
     }
     let sealed = key.seal(&serde_json::to_vec(fields).expect("credentials serialize"));
-    provider_store::set_credentials(db, name, Some(&sealed)).await?;
+    let mut tx = db.begin().await?;
+    provider_store::set_credentials(&mut *tx, name, Some(&sealed)).await?;
+    // The field names only: never a value.
+    let details = json!({ "provider": name, "fields": fields.keys().collect::<Vec<_>>() });
+    audit(&mut tx, "enrichment_provider.credentials_set", actor, &details).await?;
+    tx.commit().await?;
     Ok(())
 }
 

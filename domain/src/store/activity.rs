@@ -52,6 +52,27 @@ pub async fn for_alert(
     .await
 }
 
+/// Configuration changes (events with no alert: keys, providers, mappings, agents, documents,
+/// rules), newest first, older than event `before` when given.
+pub async fn configuration(
+    db: impl PgExecutor<'_>,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<ActivityRow>, sqlx::Error> {
+    sqlx::query_as!(
+        ActivityRow,
+        "select activity_id, event_type, actor, details, created_at
+         from activity
+         where alert_id is null and ($1::int8 is null or activity_id < $1)
+         order by activity_id desc
+         limit $2",
+        before,
+        limit,
+    )
+    .fetch_all(db)
+    .await
+}
+
 /// Masks the values of keys that name secrets.
 pub fn redact(value: &mut serde_json::Value) {
     const SECRET_WORDS: &[&str] = &[

@@ -292,6 +292,26 @@ impl AdminQuery {
         Ok(keys.into_iter().map(listed).collect())
     }
 
+    /// The audit log of configuration changes, newest first: API keys, providers and their
+    /// credentials (field names only) and extractions, indicator mappings, agents, context
+    /// documents and detection rules, each with who made it. `before` (an event's id) pages
+    /// back.
+    async fn audit_log(
+        &self,
+        ctx: &Context<'_>,
+        before: Option<ID>,
+        #[graphql(default = 50, validator(minimum = 1, maximum = 500))] first: i64,
+    ) -> Result<Vec<super::types::ActivityEvent>> {
+        require(ctx, Scope::Admin)?;
+        let before = before
+            .map(|id| id.parse::<i64>().map_err(|_| bad_input("before", "is not an event id")))
+            .transpose()?;
+        let rows = domain::store::activity::configuration(&state(ctx)?.db, before, first)
+            .await
+            .map_err(internal)?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
     /// Jobs, newest first: by default the dead ones, which wait for `retryJob`. `before` (a
     /// job's id) pages back through older jobs.
     async fn jobs(
@@ -399,7 +419,7 @@ impl AdminMutation {
         ctx: &Context<'_>,
         input: IndicatorMappingInput,
     ) -> Result<IndicatorMapping> {
-        require(ctx, Scope::Admin)?;
+        let actor = require(ctx, Scope::Admin)?.name.as_str();
         let source = input
             .source_name
             .as_deref()
@@ -420,6 +440,7 @@ impl AdminMutation {
             &input.field_path,
             input.indicator_type.into(),
             input.description.as_deref(),
+            actor,
         )
         .await
         .map_err(mapping_error)?;
@@ -437,9 +458,9 @@ impl AdminMutation {
         id: ID,
         is_active: bool,
     ) -> Result<bool> {
-        require(ctx, Scope::Admin)?;
+        let actor = require(ctx, Scope::Admin)?.name.as_str();
         let id = super::parse_id(&id, "id")?;
-        if domain::store::mapping::set_active(&state(ctx)?.db, id, is_active)
+        if domain::mapping::set_active(&state(ctx)?.db, id, is_active, actor)
             .await
             .map_err(internal)?
         {
@@ -451,15 +472,15 @@ impl AdminMutation {
 
     /// Deletes a user-defined mapping (system ones can only be turned off).
     async fn delete_indicator_mapping(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
-        require(ctx, Scope::Admin)?;
+        let actor = require(ctx, Scope::Admin)?.name.as_str();
         let id = super::parse_id(&id, "id")?;
-        domain::mapping::delete(&state(ctx)?.db, id).await.map_err(mapping_error)?;
+        domain::mapping::delete(&state(ctx)?.db, id, actor).await.map_err(mapping_error)?;
         Ok(true)
     }
 
     /// Creates an API key; the key itself is returned this once.
     async fn create_api_key(&self, ctx: &Context<'_>, input: ApiKeyInput) -> Result<CreatedApiKey> {
-        require(ctx, Scope::Admin)?;
+        let actor = require(ctx, Scope::Admin)?.name.as_str();
         let scopes = input
             .scopes
             .iter()
@@ -499,7 +520,7 @@ impl AdminMutation {
         };
         let db = &state(ctx)?.db;
         let (principal, key) =
-            domain::api_key::create(db, &new).await.map_err(|error| match error {
+            domain::api_key::create(db, &new, actor).await.map_err(|error| match error {
                 domain::api_key::CreateKeyError::Db(error) => internal(error),
                 domain::api_key::CreateKeyError::RateLimitNotPositive => {
                     bad_input("rateLimitPerMinute", "must be at least 1")
@@ -540,8 +561,8 @@ impl AdminMutation {
 
     /// Revokes the key with this prefix; every server stops accepting it within a second.
     async fn revoke_api_key(&self, ctx: &Context<'_>, prefix: String) -> Result<bool> {
-        require(ctx, Scope::Admin)?;
-        if domain::api_key::revoke(&state(ctx)?.db, &prefix).await.map_err(internal)? {
+        let actor = require(ctx, Scope::Admin)?.name.as_str();
+        if domain::api_key::revoke(&state(ctx)?.db, &prefix, actor).await.map_err(internal)? {
             Ok(true)
         } else {
             Err(not_found("active API key with that prefix"))
@@ -556,9 +577,9 @@ impl AdminMutation {
         definition: Json<serde_json::Value>,
         field_extractions: Option<Json<serde_json::Value>>,
     ) -> Result<EnrichmentProvider> {
-        require(ctx, Scope::Admin)?;
+        let actor = require(ctx, Scope::Admin)?.name.as_str();
         let db = &state(ctx)?.db;
-        registry::import(db, &definition.0, field_extractions.as_ref().map(|json| &json.0))
+        registry::import(db, &definition.0, field_extractions.as_ref().map(|json| &json.0), actor)
             .await
             .map_err(registry_error)?;
         let name = definition.0["provider_name"].as_str().unwrap_or_default().to_owned();
@@ -573,7 +594,7 @@ impl AdminMutation {
         name: String,
         input: ProviderSettingsInput,
     ) -> Result<EnrichmentProvider> {
-        require(ctx, Scope::Admin)?;
+        let actor = require(ctx, Scope::Admin)?.name.as_str();
         let positive = |field: &str, value: Option<i32>| -> Result<Option<u32>> {
             value
                 .map(|v| u32::try_from(v).map_err(|_| bad_input(field, "must be at least 1")))
@@ -606,15 +627,16 @@ impl AdminMutation {
             },
             is_active: input.is_active,
         };
-        let stored =
-            registry::update(&state(ctx)?.db, &name, &update).await.map_err(registry_error)?;
+        let stored = registry::update(&state(ctx)?.db, &name, &update, actor)
+            .await
+            .map_err(registry_error)?;
         Ok(provider(&stored))
     }
 
     /// Deletes a user provider (built-ins are deactivated instead).
     async fn delete_enrichment_provider(&self, ctx: &Context<'_>, name: String) -> Result<bool> {
-        require(ctx, Scope::Admin)?;
-        registry::delete(&state(ctx)?.db, &name).await.map_err(registry_error)?;
+        let actor = require(ctx, Scope::Admin)?.name.as_str();
+        registry::delete(&state(ctx)?.db, &name, actor).await.map_err(registry_error)?;
         Ok(true)
     }
 
@@ -625,10 +647,10 @@ impl AdminMutation {
         name: String,
         credentials: Json<BTreeMap<String, String>>,
     ) -> Result<EnrichmentProvider> {
-        require(ctx, Scope::Admin)?;
+        let actor = require(ctx, Scope::Admin)?.name.as_str();
         let state = state(ctx)?;
         let key = super::secret_key(state)?;
-        registry::set_credentials(&state.db, key, &name, &credentials.0)
+        registry::set_credentials(&state.db, key, &name, &credentials.0, actor)
             .await
             .map_err(registry_error)?;
         Ok(provider(&registry::find(&state.db, &name).await.map_err(registry_error)?))
@@ -641,8 +663,8 @@ impl AdminMutation {
         provider: String,
         extractions: Json<serde_json::Value>,
     ) -> Result<i32> {
-        require(ctx, Scope::Admin)?;
-        let count = registry::set_extractions(&state(ctx)?.db, &provider, &extractions.0)
+        let actor = require(ctx, Scope::Admin)?.name.as_str();
+        let count = registry::set_extractions(&state(ctx)?.db, &provider, &extractions.0, actor)
             .await
             .map_err(registry_error)?;
         Ok(count as i32)
