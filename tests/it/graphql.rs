@@ -414,6 +414,20 @@ async fn scopes_keys_and_bad_input_give_coded_errors(db: PgPool) {
         .await;
     assert_eq!(error_code(&body), "INVALID_PAYLOAD");
     assert_eq!(body["errors"][0]["extensions"]["problems"][0]["field"], "mitre_tactics[0]");
+    let ingest = "mutation($s: String!, $p: JSON!) {
+        ingestAlert(source: $s, payload: $p) { alertId status duplicateCount } }";
+    let payload = json!({"title": "From GraphQL", "severity": "low"});
+    let (_, body) =
+        app.graphql_as(&app.admin_key, ingest, json!({"s": "generic", "p": payload})).await;
+    assert_eq!(body["data"]["ingestAlert"]["status"], "queued", "{body}");
+    let (_, body) =
+        app.graphql_as(&app.admin_key, ingest, json!({"s": "qradar", "p": payload})).await;
+    assert_eq!(error_code(&body), "UNKNOWN_SOURCE", "the REST code for it");
+    assert_eq!(body["errors"][0]["extensions"]["field"], "source");
+    let untitled = json!({"s": "generic", "p": {"severity": "low"}});
+    let (_, body) = app.graphql_as(&app.admin_key, ingest, untitled).await;
+    assert_eq!(error_code(&body), "INVALID_PAYLOAD");
+    assert_eq!(body["errors"][0]["extensions"]["problems"][0]["field"], "title", "{body}");
     let (_, body) = app
         .graphql_as(
             &app.admin_key,
@@ -689,6 +703,9 @@ const GUARDED: &[(&str, &str)] = &[
     ("enrichments:read", "{ enrichmentProviders { name } }"),
     ("admin", "{ apiKeys { prefix } }"),
     ("admin", "{ indicatorMappings { id } }"),
+    ("admin", "{ jobs { id } }"),
+    ("admin", "{ auditLog { id } }"),
+    ("admin", "mutation { retryJob(id: \"1\") { id } }"),
     (
         "alerts:write",
         "mutation { ingestAlert(source: \"generic\", payload: {title: \"x\"}) { alertId } }",

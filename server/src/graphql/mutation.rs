@@ -1,7 +1,9 @@
 //! The mutation root: every change a person or an agent makes, each a call into the domain
 //! layer, which validates, stores, and logs it.
 
-use async_graphql::{Context, ID, InputObject, Json, Object, Result, SimpleObject};
+use async_graphql::{
+    Context, ErrorExtensions, ID, InputObject, Json, Object, Result, SimpleObject,
+};
 use domain::api_key::Scope;
 use domain::ingest::{self, Submission};
 
@@ -194,8 +196,13 @@ impl CoreMutation {
         payload: Json<serde_json::Value>,
     ) -> Result<IngestReceipt> {
         let principal = require(ctx, Scope::AlertsWrite)?;
+        // The REST code for the same mistake, with the field named as bad input names it.
         let parsed: domain::alert::Source = source.parse().map_err(|_| {
-            bad_input("source", "expected one of sentinel, elastic, splunk, generic")
+            let message = format!(
+                "source: unknown source {source:?}; expected one of sentinel, elastic, splunk, generic"
+            );
+            super::coded(&message, "UNKNOWN_SOURCE")
+                .extend_with(|_, extensions| extensions.set("field", "source"))
         })?;
         if !principal.may_ingest_into(parsed) {
             return Err(super::coded(
