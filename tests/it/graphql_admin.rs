@@ -499,3 +499,42 @@ async fn configuration_changes_are_in_the_audit_log_with_who_made_them_and_no_se
         app.graphql_as(&app.admin_key, r#"{ auditLog(before: "x") { id } }"#, json!({})).await;
     assert_eq!(body["errors"][0]["extensions"]["code"], "INVALID_PAYLOAD", "{body}");
 }
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn field_extractions_are_replaced_and_read_back_beside_the_built_in_ones(db: PgPool) {
+    let app = spawn_app(db.clone()).await;
+    let set =
+        "mutation($x: JSON!) { setFieldExtractions(provider: \"greynoise\", extractions: $x) }";
+    let mine = json!([{
+        "provider_name": "greynoise", "indicator_type": "ip", "source_path": "metadata.asn",
+        "target_key": "asn", "value_type": "string", "description": "Autonomous system"
+    }]);
+    assert_eq!(app.graphql(set, json!({"x": mine})).await["setFieldExtractions"], 1);
+
+    let listed = app.graphql("{ enrichmentProviders { name fieldExtractions } }", json!({})).await;
+    let greynoise = listed["enrichmentProviders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "greynoise")
+        .unwrap();
+    let keys: Vec<&str> = greynoise["fieldExtractions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["target_key"].as_str().unwrap())
+        .collect();
+    assert!(keys.contains(&"asn") && keys.contains(&"classification"), "{keys:?}");
+
+    // A built-in key cannot be taken over; the field is named.
+    let clash = json!([{
+        "provider_name": "greynoise", "indicator_type": "ip", "source_path": "x",
+        "target_key": "classification", "value_type": "string"
+    }]);
+    let (_, body) = app.graphql_as(&app.admin_key, set, json!({"x": clash})).await;
+    assert_eq!(body["errors"][0]["extensions"]["code"], "INVALID_PAYLOAD", "{body}");
+    assert_eq!(
+        body["errors"][0]["extensions"]["problems"][0]["field"], "field_extractions[0].target_key",
+        "{body}"
+    );
+}

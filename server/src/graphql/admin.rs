@@ -151,6 +151,7 @@ pub(crate) fn provider(provider: &registry::StoredProvider) -> EnrichmentProvide
         is_active: provider.is_active,
         has_stored_credentials: provider.has_stored_credentials(),
         definition: Json(serde_json::to_value(spec).unwrap_or_default()),
+        field_extractions: Json(serde_json::to_value(&provider.extractions).unwrap_or_default()),
     }
 }
 

@@ -811,6 +811,9 @@ pub(crate) struct EnrichmentProvider {
     pub(crate) has_stored_credentials: bool,
     /// The provider definition in the importable format, people's settings applied.
     pub(crate) definition: Json<serde_json::Value>,
+    /// Its active field extractions, built-in and people's, in the importable format (that of
+    /// `setFieldExtractions`, which replaces people's).
+    pub(crate) field_extractions: Json<serde_json::Value>,
 }
 
 /// The caller: the API key and its scopes.
