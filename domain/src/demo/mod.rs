@@ -15,6 +15,8 @@ use sqlx::PgPool;
 use crate::alert::IndicatorType;
 use crate::context::{self, DocumentError, DocumentInput};
 use crate::detection_rule::{self, RuleError, RuleInput};
+use crate::enrich::is_enrichable;
+use crate::indicator::Indicator;
 use crate::provider::registry::{self, ProviderUpdate, RegistryError};
 
 /// The simulated provider's name.
@@ -89,21 +91,10 @@ pub async fn seed(db: &PgPool, base_url: &str) -> Result<bool, DemoError> {
     }
 }
 
-/// The indicator types the simulated provider answers for.
-const TYPES: [IndicatorType; 8] = [
-    IndicatorType::Ip,
-    IndicatorType::Domain,
-    IndicatorType::Url,
-    IndicatorType::HashMd5,
-    IndicatorType::HashSha1,
-    IndicatorType::HashSha256,
-    IndicatorType::Email,
-    IndicatorType::Account,
-];
-
-/// The provider, in the importable format, and its field extractions.
+/// The provider, in the importable format, and its field extractions: it answers for every
+/// indicator type.
 pub fn provider_definition(base_url: &str) -> (Value, Value) {
-    let types: Vec<&str> = TYPES.iter().map(|kind| kind.as_str()).collect();
+    let types: Vec<&str> = IndicatorType::ALL.iter().map(|kind| kind.as_str()).collect();
     let provider = json!({
         "provider_name": PROVIDER_NAME,
         "display_name": "Demo intelligence (simulated)",
@@ -139,7 +130,7 @@ pub fn provider_definition(base_url: &str) -> (Value, Value) {
         ("country", "country", "string", "Simulated country (network indicators)"),
         ("asn", "asn", "string", "Simulated autonomous system (network indicators)"),
     ];
-    let extractions: Vec<Value> = TYPES
+    let extractions: Vec<Value> = IndicatorType::ALL
         .iter()
         .flat_map(|kind| {
             fields.iter().map(move |(path, key, value_type, description)| {
@@ -178,7 +169,8 @@ pub fn intel(kind: IndicatorType, value: &str) -> Value {
     let hash = fnv1a(&key);
     let (score, categories): (u8, Vec<&str>) = match FEED.iter().find(|(known, ..)| *known == key) {
         Some((_, score, categories)) => (*score, categories.to_vec()),
-        None if is_internal(kind, &key) => (0, vec!["internal"]),
+        // What alertgraph never sends to a provider: private addresses, internal names.
+        None if !is_enrichable(&Indicator { kind, value: key.clone() }) => (0, vec!["internal"]),
         None => scored(hash),
     };
     let verdict = match score {
@@ -213,22 +205,6 @@ fn scored(hash: u64) -> (u8, Vec<&'static str>) {
         0..75 => (step * 4, Vec::new()),
         75..90 => (50 + step * 3, vec!["suspicious-activity"]),
         _ => (80 + step * 2, vec!["malware"]),
-    }
-}
-
-fn is_internal(kind: IndicatorType, value: &str) -> bool {
-    match kind {
-        IndicatorType::Ip => match value.parse::<std::net::IpAddr>() {
-            Ok(std::net::IpAddr::V4(ip)) => {
-                ip.is_private() || ip.is_loopback() || ip.is_link_local()
-            }
-            Ok(std::net::IpAddr::V6(ip)) => {
-                ip.is_loopback() || (ip.segments()[0] & 0xfe00) == 0xfc00
-            }
-            Err(_) => false,
-        },
-        IndicatorType::Domain => value.ends_with(".local") || value.ends_with(".internal"),
-        _ => false,
     }
 }
 

@@ -275,7 +275,7 @@ pub struct JobRow {
 /// Jobs, newest first: of one `state` and `kind` when given, older than job `before` when given.
 pub async fn list(
     db: impl PgExecutor<'_>,
-    state: Option<&str>,
+    state: Option<JobState>,
     kind: Option<&str>,
     before: Option<i64>,
     limit: i64,
@@ -289,7 +289,7 @@ pub async fn list(
            and ($3::int8 is null or job_id < $3)
          order by job_id desc
          limit $4",
-        state,
+        state.map(JobState::as_str),
         kind,
         before,
         limit,
@@ -318,6 +318,24 @@ pub enum JobState {
     Running,
     Succeeded,
     Dead,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Dead => "dead",
+        }
+    }
+
+    /// The state stored as `text`, if it is one.
+    pub fn parse(text: &str) -> Option<JobState> {
+        [JobState::Queued, JobState::Running, JobState::Succeeded, JobState::Dead]
+            .into_iter()
+            .find(|state| state.as_str() == text)
+    }
 }
 
 /// Queue depth and the age of the oldest due job, for `/ready` and metrics.

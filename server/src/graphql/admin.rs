@@ -327,7 +327,7 @@ impl AdminQuery {
         let before = before.map(|id| job_id(&id, "before")).transpose()?;
         let rows = domain::store::job::list(
             &super::state(ctx)?.db,
-            state.map(JobState::as_str),
+            state.map(Into::into),
             kind.as_deref(),
             before,
             first,
@@ -340,6 +340,7 @@ impl AdminQuery {
 
 /// Where a job is in its life.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "domain::store::job::JobState")]
 pub(crate) enum JobState {
     /// Waiting for a worker, or for its next attempt's time.
     Queued,
@@ -347,27 +348,6 @@ pub(crate) enum JobState {
     Succeeded,
     /// Out of attempts, or failed for good: kept until it is retried.
     Dead,
-}
-
-impl JobState {
-    fn as_str(self) -> &'static str {
-        match self {
-            JobState::Queued => "queued",
-            JobState::Running => "running",
-            JobState::Succeeded => "succeeded",
-            JobState::Dead => "dead",
-        }
-    }
-
-    fn from_stored(state: &str) -> Result<JobState> {
-        match state {
-            "queued" => Ok(JobState::Queued),
-            "running" => Ok(JobState::Running),
-            "succeeded" => Ok(JobState::Succeeded),
-            "dead" => Ok(JobState::Dead),
-            other => Err(super::unexpected(&format!("a job has the unknown state {other:?}"))),
-        }
-    }
 }
 
 /// A unit of background work: enriching an alert, delivering a webhook.
@@ -394,7 +374,9 @@ fn job(row: domain::store::job::JobRow) -> Result<Job> {
     Ok(Job {
         id: ID(row.job_id.to_string()),
         kind: row.kind,
-        state: JobState::from_stored(&row.state)?,
+        state: domain::store::job::JobState::parse(&row.state)
+            .ok_or_else(|| super::unexpected(&format!("a job in state {:?}", row.state)))?
+            .into(),
         attempt: row.attempt,
         max_attempts: row.max_attempts,
         payload: Json(row.payload),

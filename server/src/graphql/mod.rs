@@ -254,9 +254,7 @@ pub(crate) async fn execute_as(
 fn uncoded(error: &async_graphql::ServerError, whole_request_failed: bool) -> &'static str {
     if whole_request_failed && error.path.is_empty() {
         "BAD_REQUEST"
-    } else if error.message.starts_with("Failed to parse")
-        || error.message.starts_with("Invalid value")
-    {
+    } else if error.message.starts_with("Failed to parse") {
         "INVALID_PAYLOAD"
     } else {
         "INTERNAL"
