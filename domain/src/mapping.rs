@@ -10,8 +10,8 @@ use std::sync::{Arc, RwLock};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::alert::{IndicatorType, Source};
-use crate::normalize::{FieldMapping, MappingTarget};
+use crate::alert::Source;
+use crate::normalize::FieldMapping;
 use crate::store;
 
 /// The active mappings, system ones first (pass 2), then user-defined ones (pass 3).
@@ -63,18 +63,11 @@ pub enum MappingError {
 /// as done by `actor`.
 pub async fn create(
     db: &PgPool,
-    source: Option<Source>,
-    target: MappingTarget,
-    path: &str,
-    indicator_type: IndicatorType,
-    description: Option<&str>,
+    mapping: &store::mapping::NewMapping<'_>,
     actor: &str,
 ) -> Result<Uuid, MappingError> {
-    let path = path.trim();
-    if path.is_empty() || path.starts_with('.') || path.ends_with('.') || path.contains("..") {
-        return Err(MappingError::InvalidPath);
-    }
-    let new = store::mapping::NewMapping { source, target, path, indicator_type, description };
+    let new = store::mapping::NewMapping { path: checked_path(mapping.path)?, ..mapping.clone() };
+    let (source, path, indicator_type) = (new.source, new.path, new.indicator_type);
     let mut tx = db.begin().await?;
     let id = store::mapping::create(&mut *tx, &new).await?.ok_or(MappingError::Duplicate)?;
     let details = serde_json::json!({
@@ -84,6 +77,43 @@ pub async fn create(
     store::activity::record(&mut *tx, None, "indicator_mapping.created", actor, &details).await?;
     tx.commit().await?;
     Ok(id)
+}
+
+/// The dot path, trimmed, when it is one.
+fn checked_path(path: &str) -> Result<&str, MappingError> {
+    let path = path.trim();
+    if path.is_empty() || path.starts_with('.') || path.ends_with('.') || path.contains("..") {
+        return Err(MappingError::InvalidPath);
+    }
+    Ok(path)
+}
+
+/// Replaces what a user-defined mapping extracts (system mappings can only be turned on or
+/// off), in force in every process once they reload; logged as done by `actor`.
+pub async fn update(
+    db: &PgPool,
+    indicator_mapping_id: Uuid,
+    mapping: &store::mapping::NewMapping<'_>,
+    actor: &str,
+) -> Result<(), MappingError> {
+    let new = store::mapping::NewMapping { path: checked_path(mapping.path)?, ..mapping.clone() };
+    let (source, path, indicator_type) = (new.source, new.path, new.indicator_type);
+    let mut tx = db.begin().await?;
+    match store::mapping::update_custom(&mut *tx, indicator_mapping_id, &new).await {
+        Ok(true) => {}
+        Ok(false) => return Err(MappingError::NotFound(indicator_mapping_id)),
+        Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+            return Err(MappingError::Duplicate);
+        }
+        Err(error) => return Err(error.into()),
+    }
+    let details = serde_json::json!({
+        "indicator_mapping_id": indicator_mapping_id, "source": source.map(Source::as_str),
+        "path": path, "indicator_type": indicator_type.as_str(),
+    });
+    store::activity::record(&mut *tx, None, "indicator_mapping.updated", actor, &details).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Turns a mapping (system or user-defined) on or off, logged as done by `actor`. Returns

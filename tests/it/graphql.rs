@@ -784,6 +784,10 @@ const GUARDED: &[(&str, &str)] = &[
         "admin",
         "mutation { setIndicatorMappingActive(id: \"00000000-0000-0000-0000-000000000000\", isActive: false) }",
     ),
+    (
+        "admin",
+        "mutation { updateIndicatorMapping(id: \"00000000-0000-0000-0000-000000000000\", input: {extractFrom: RAW, fieldPath: \"a.b\", indicatorType: IP}) { id } }",
+    ),
     ("admin", "mutation { deleteIndicatorMapping(id: \"00000000-0000-0000-0000-000000000000\") }"),
     ("admin", "mutation { importEnrichmentProvider(definition: {}) { name } }"),
     (

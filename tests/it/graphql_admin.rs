@@ -194,7 +194,65 @@ async fn metrics_mappings_added_indicators_and_agent_tests(db: PgPool) {
         .1;
     assert_eq!(duplicate["errors"][0]["extensions"]["code"], "CONFLICT");
     let listed = app.graphql("{ indicatorMappings { id isSystem } }", json!({})).await;
-    assert!(listed["indicatorMappings"].as_array().unwrap().iter().any(|m| m["isSystem"] == true));
+    let listed = listed["indicatorMappings"].as_array().unwrap().clone();
+    let system_id = listed.iter().find(|m| m["isSystem"] == true).unwrap()["id"].clone();
+
+    // A mapping is changed in place; the next ingest uses the new path, not the old one.
+    let update = r#"mutation($id: ID!, $path: String!) { updateIndicatorMapping(id: $id,
+        input: {sourceName: "generic", extractFrom: RAW, fieldPath: $path, indicatorType: DOMAIN}) {
+        id fieldPath indicatorType description } }"#;
+    let updated =
+        app.graphql(update, json!({"id": mapping_id, "path": "observables.beacon_host"})).await;
+    assert_eq!(
+        updated["updateIndicatorMapping"],
+        json!({"id": mapping_id, "fieldPath": "observables.beacon_host", "indicatorType": "DOMAIN",
+               "description": null})
+    );
+    let mut remapped = false;
+    for n in 0..50 {
+        let payload = json!({"title": format!("Beacon again {n}"),
+                             "observables": {"c2_host": "old-path.example", "beacon_host": "new-path.example"}});
+        let receipt =
+            crate::helpers::json_with_status(app.ingest("generic", payload.to_string()).await, 202)
+                .await;
+        crate::helpers::run_worker(&db).await;
+        let data = app
+            .graphql(
+                "query($id: ID!) { alert(id: $id) { indicators { value } } }",
+                json!({"id": receipt["alert_id"]}),
+            )
+            .await
+            .to_string();
+        if data.contains("new-path.example") {
+            assert!(!data.contains("old-path.example"), "{data}");
+            remapped = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(remapped, "the changed mapping is applied by the server within a second");
+    // Bad input names the field; a built-in mapping or an unknown id is not found; a change
+    // that makes two mappings identical is a conflict.
+    let (_, bad) =
+        app.graphql_as(&app.admin_key, update, json!({"id": mapping_id, "path": "a..b"})).await;
+    assert_eq!(bad["errors"][0]["extensions"]["problems"][0]["field"], "fieldPath", "{bad}");
+    let (_, builtin) =
+        app.graphql_as(&app.admin_key, update, json!({"id": system_id, "path": "x.y"})).await;
+    assert_eq!(builtin["errors"][0]["extensions"]["code"], "NOT_FOUND", "{builtin}");
+    app.graphql(
+        r#"mutation { createIndicatorMapping(input: {sourceName: "generic", extractFrom: RAW,
+            fieldPath: "observables.other_host", indicatorType: DOMAIN}) { id } }"#,
+        json!({}),
+    )
+    .await;
+    let (_, clash) = app
+        .graphql_as(
+            &app.admin_key,
+            update,
+            json!({"id": mapping_id, "path": "observables.other_host"}),
+        )
+        .await;
+    assert_eq!(clash["errors"][0]["extensions"]["code"], "CONFLICT", "{clash}");
     app.graphql(
         "mutation($id: ID!) { deleteIndicatorMapping(id: $id) }",
         json!({"id": mapping_id}),

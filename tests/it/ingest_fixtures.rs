@@ -326,17 +326,14 @@ async fn an_indicator_seen_in_two_alerts_is_one_row_linked_to_both(db: PgPool) {
 #[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn a_user_mapping_adds_indicators_from_any_raw_field(db: PgPool) {
     let app = spawn_app(db.clone()).await;
-    domain::mapping::create(
-        &db,
-        Some(domain::alert::Source::Splunk),
-        domain::normalize::MappingTarget::Raw,
-        "result.dvc_ip",
-        domain::alert::IndicatorType::Ip,
-        Some("the firewall that saw the flow"),
-        "tests",
-    )
-    .await
-    .unwrap();
+    let mapping = domain::store::mapping::NewMapping {
+        source: Some(domain::alert::Source::Splunk),
+        target: domain::normalize::MappingTarget::Raw,
+        path: "result.dvc_ip",
+        indicator_type: domain::alert::IndicatorType::Ip,
+        description: Some("the firewall that saw the flow"),
+    };
+    domain::mapping::create(&db, &mapping, "tests").await.unwrap();
     // The server hears the change through NOTIFY and reloads its snapshot.
     let custom = |app: &crate::helpers::TestApp| {
         app.state.mappings.snapshot().iter().any(|mapping| mapping.path == "result.dvc_ip")

@@ -97,10 +97,6 @@ pub async fn create(
     db: impl PgExecutor<'_>,
     mapping: &NewMapping<'_>,
 ) -> Result<Option<Uuid>, sqlx::Error> {
-    let extract_from = match mapping.target {
-        MappingTarget::Raw => "raw",
-        MappingTarget::Normalized => "normalized",
-    };
     sqlx::query_scalar!(
         r#"insert into indicator_mapping (source_name, extract_from, field_path,
                                           indicator_type, description)
@@ -108,13 +104,45 @@ pub async fn create(
            on conflict do nothing
            returning indicator_mapping_id"#,
         mapping.source.map(Source::as_str),
-        extract_from,
+        extract_from(mapping.target),
         mapping.path,
         mapping.indicator_type.as_str(),
         mapping.description,
     )
     .fetch_optional(db)
     .await
+}
+
+/// Replaces a user-defined mapping's source, target, path, type and description. Returns
+/// whether such a mapping exists; one identical to another fails as a unique violation.
+pub async fn update_custom(
+    db: impl PgExecutor<'_>,
+    indicator_mapping_id: Uuid,
+    mapping: &NewMapping<'_>,
+) -> Result<bool, sqlx::Error> {
+    let updated = sqlx::query_scalar!(
+        r#"update indicator_mapping
+           set source_name = $2, extract_from = $3, field_path = $4,
+               indicator_type = $5::text::indicator_type, description = $6, updated_at = now()
+           where indicator_mapping_id = $1 and not is_system
+           returning indicator_mapping_id"#,
+        indicator_mapping_id,
+        mapping.source.map(Source::as_str),
+        extract_from(mapping.target),
+        mapping.path,
+        mapping.indicator_type.as_str(),
+        mapping.description,
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(updated.is_some())
+}
+
+fn extract_from(target: MappingTarget) -> &'static str {
+    match target {
+        MappingTarget::Raw => "raw",
+        MappingTarget::Normalized => "normalized",
+    }
 }
 
 /// Turns a mapping (system or user-defined) on or off. Returns whether it exists.

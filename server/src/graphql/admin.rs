@@ -8,6 +8,7 @@ use async_graphql::{Context, Enum, ID, InputObject, Json, Object, Result, Simple
 use chrono::{DateTime, Utc};
 use domain::api_key::{KeyType, NewKey, Scope};
 use domain::provider::registry::{self, ProviderUpdate, RegistryError};
+use domain::store::mapping::NewMapping;
 
 use super::types::{EnrichmentProvider, Indicator, IndicatorType};
 use super::{bad_input, coded, internal, not_found, require, state};
@@ -229,6 +230,38 @@ fn mapping(row: domain::store::mapping::MappingRow) -> IndicatorMapping {
     }
 }
 
+/// A mapping as the domain takes it.
+fn new_mapping(input: &IndicatorMappingInput) -> Result<NewMapping<'_>> {
+    let source = input
+        .source_name
+        .as_deref()
+        .map(|s| {
+            s.parse::<domain::alert::Source>()
+                .map_err(|_| bad_input("sourceName", &format!("{s:?} is not a source")))
+        })
+        .transpose()?;
+    let target = match input.extract_from {
+        ExtractFrom::Raw => domain::normalize::MappingTarget::Raw,
+        ExtractFrom::Normalized => domain::normalize::MappingTarget::Normalized,
+    };
+    Ok(NewMapping {
+        source,
+        target,
+        path: &input.field_path,
+        indicator_type: input.indicator_type.into(),
+        description: input.description.as_deref(),
+    })
+}
+
+/// The mapping with this id, as listed.
+async fn find_mapping(db: &sqlx::PgPool, id: uuid::Uuid) -> Result<IndicatorMapping> {
+    let rows = domain::store::mapping::list(db).await.map_err(internal)?;
+    rows.into_iter()
+        .find(|row| row.indicator_mapping_id == id)
+        .map(mapping)
+        .ok_or_else(|| not_found("indicator mapping"))
+}
+
 fn mapping_error(error: domain::mapping::MappingError) -> async_graphql::Error {
     use domain::mapping::MappingError as E;
     match error {
@@ -403,35 +436,28 @@ impl AdminMutation {
         input: IndicatorMappingInput,
     ) -> Result<IndicatorMapping> {
         let actor = require(ctx, Scope::Admin)?.name.as_str();
-        let source = input
-            .source_name
-            .as_deref()
-            .map(|s| {
-                s.parse::<domain::alert::Source>()
-                    .map_err(|_| bad_input("sourceName", &format!("{s:?} is not a source")))
-            })
-            .transpose()?;
-        let target = match input.extract_from {
-            ExtractFrom::Raw => domain::normalize::MappingTarget::Raw,
-            ExtractFrom::Normalized => domain::normalize::MappingTarget::Normalized,
-        };
         let db = &state(ctx)?.db;
-        let id = domain::mapping::create(
-            db,
-            source,
-            target,
-            &input.field_path,
-            input.indicator_type.into(),
-            input.description.as_deref(),
-            actor,
-        )
-        .await
-        .map_err(mapping_error)?;
-        let rows = domain::store::mapping::list(db).await.map_err(internal)?;
-        rows.into_iter()
-            .find(|row| row.indicator_mapping_id == id)
-            .map(mapping)
-            .ok_or_else(|| internal("a new mapping was not listed"))
+        let id = domain::mapping::create(db, &new_mapping(&input)?, actor)
+            .await
+            .map_err(mapping_error)?;
+        find_mapping(db, id).await
+    }
+
+    /// Replaces what a user-defined mapping extracts (system ones can only be turned off);
+    /// every server applies it within a second.
+    async fn update_indicator_mapping(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: IndicatorMappingInput,
+    ) -> Result<IndicatorMapping> {
+        let actor = require(ctx, Scope::Admin)?.name.as_str();
+        let id = super::parse_id(&id, "id")?;
+        let db = &state(ctx)?.db;
+        domain::mapping::update(db, id, &new_mapping(&input)?, actor)
+            .await
+            .map_err(mapping_error)?;
+        find_mapping(db, id).await
     }
 
     /// Turns a mapping (system ones included) on or off.
