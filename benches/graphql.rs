@@ -1,6 +1,7 @@
 //! GraphQL benchmark on 10,000 alerts with 50,000 indicators (5 each) and 3 provider results per
 //! indicator, loaded with SQL into a fresh database `alertgraph_bench_graphql` (on the server
-//! `DATABASE_URL` names). The server runs in this process; 16 clients query for 5 s each:
+//! `DATABASE_URL` names) and vacuumed. The server runs in this process; 16 clients query for 5 s
+//! each, checking every answer's shape (the first in full):
 //! (a) `alerts(first: 50)` filtered by severity, (b) 50 alerts → indicators → enrichments,
 //! (c) `indicator(type, value) { alerts(first: 20) }`. Then 1,000 WebSocket subscribers wait for
 //! one `alertUpdated` event: p99 from the commit to each subscriber's receipt.
@@ -21,14 +22,6 @@ use serde_json::{Value, json};
 use sqlx::Executor;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-
-/// What a client checks in each answer: that it is JSON with no errors.
-#[derive(serde::Deserialize)]
-struct Answer {
-    errors: Option<serde::de::IgnoredAny>,
-    #[allow(dead_code)]
-    data: serde::de::IgnoredAny,
-}
 
 /// Concurrent clients, unless `ALERTGRAPH_BENCH_CLIENTS` says otherwise.
 const CLIENTS: usize = 16;
@@ -73,7 +66,9 @@ async fn main() {
          from indicator i
          cross join (select enrichment_provider_id from enrichment_provider
                      where name in ('virustotal', 'abuseipdb', 'greynoise')) p",
-        "analyze",
+        // As autovacuum would leave the tables soon after a bulk load (visibility map set, so
+        // index-only scans apply), rather than to happen during a measurement.
+        "vacuum analyze",
     ] {
         db.execute(statement).await.unwrap();
     }
@@ -170,9 +165,15 @@ async fn main() {
                             .unwrap();
                         assert!(response.status().is_success());
                         let body = response.bytes().await.unwrap();
-                        // Parsed, but not kept: a load generator's work is not the server's.
-                        let answer: Answer = serde_json::from_slice(&body).unwrap();
-                        assert!(answer.errors.is_none(), "{}", String::from_utf8_lossy(&body));
+                        // The first answer was checked in full; these are checked for their
+                        // shape only, as load generators do: parsing 100 KB answers here would
+                        // take CPU from the server measured on the same cores. An answer with
+                        // errors ends with the `errors` list, so not with `}}`.
+                        assert!(
+                            body.starts_with(b"{\"data\":{") && body.ends_with(b"}}"),
+                            "{}",
+                            String::from_utf8_lossy(&body)
+                        );
                         latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
                     }
                     latencies
@@ -191,8 +192,9 @@ async fn main() {
         let at =
             |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
         println!(
-            "{name}: {:.0} req/s, p50 {:.1} ms, p95 {:.1} ms{cpu}",
+            "{name}: {:.0} req/s ({} answers), p50 {:.1} ms, p95 {:.1} ms{cpu}",
             latencies.len() as f64 / elapsed,
+            latencies.len(),
             at(0.50),
             at(0.95)
         );

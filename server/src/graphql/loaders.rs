@@ -12,7 +12,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::internal;
-use super::results::{ResultCache, Results};
+use super::results::{ResultCache, Results, StoredResult};
 use crate::AppState;
 
 /// Loads for one request.
@@ -171,7 +171,9 @@ impl Loader<ResultsOf> for GraphLoader {
         let rows = graph::results_of_indicators(&self.db, &ids(&missing, |k| k.0))
             .await
             .map_err(internal)?;
-        let mut read = group(rows.into_iter().map(|row| (row.indicator_id, Arc::new(row))));
+        let mut read = group(
+            rows.into_iter().map(|row| (row.indicator_id, Arc::new(StoredResult::from(row)))),
+        );
         for key in missing {
             let results: Results = read.remove(&key.0).unwrap_or_default().into();
             self.results.put(key.0, key.1, results.clone());

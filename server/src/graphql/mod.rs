@@ -45,11 +45,11 @@ const MAX_DEPTH: usize = 12;
 /// Most fields one query may select (lists count once per field).
 const MAX_COMPLEXITY: usize = 1000;
 
-/// The schema over `state`.
+/// The schema over `state`. It has no extensions: with none, async-graphql resolves each field
+/// directly, where any extension would put every field of every answer through its hooks.
 pub fn schema(state: AppState) -> AlertgraphSchema {
     Schema::build(Query::default(), Mutation::default(), Subscription)
         .data(state)
-        .extension(WebSocketRateLimit)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .finish()
@@ -184,7 +184,8 @@ pub(crate) async fn websocket(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     upgrade.protocols(ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| {
-        GraphQLWebSocket::new(socket, schema, protocol)
+        let executor = RateLimitedSocket { schema, state: state.clone() };
+        GraphQLWebSocket::new(socket, executor, protocol)
             .on_connection_init(move |payload| async move {
                 let presented = payload
                     .get("Authorization")
@@ -287,32 +288,45 @@ fn refusal(error: &AuthError) -> (StatusCode, Error) {
 /// The key a WebSocket connection authenticated with in `connection_init`.
 struct WebSocketCaller(Principal);
 
-/// Counts each operation sent over a WebSocket against its key's rate limit, as each HTTP
-/// request is counted when it is authenticated: a connection admitted once may not run
-/// queries and mutations past the limit.
-struct WebSocketRateLimit;
-
-impl async_graphql::extensions::ExtensionFactory for WebSocketRateLimit {
-    fn create(&self) -> std::sync::Arc<dyn async_graphql::extensions::Extension> {
-        std::sync::Arc::new(WebSocketRateLimit)
-    }
+/// The schema as a WebSocket connection runs it: each operation sent over the socket is counted
+/// against its key's rate limit before it runs, as each HTTP request is counted when it is
+/// authenticated, so a connection admitted once may not run queries and mutations past the
+/// limit.
+#[derive(Clone)]
+struct RateLimitedSocket {
+    schema: AlertgraphSchema,
+    state: AppState,
 }
 
-#[async_graphql::async_trait::async_trait]
-impl async_graphql::extensions::Extension for WebSocketRateLimit {
-    async fn prepare_request(
+impl async_graphql::Executor for RateLimitedSocket {
+    async fn execute(&self, request: async_graphql::Request) -> async_graphql::Response {
+        self.schema.execute(request).await
+    }
+
+    fn execute_stream(
         &self,
-        ctx: &async_graphql::extensions::ExtensionContext<'_>,
         request: async_graphql::Request,
-        next: async_graphql::extensions::NextPrepareRequest<'_>,
-    ) -> async_graphql::ServerResult<async_graphql::Request> {
-        if let (Some(WebSocketCaller(principal)), Some(state)) =
-            (ctx.data_opt::<WebSocketCaller>(), ctx.data_opt::<AppState>())
-            && let Err(error) = state.limits.admit(&state.db, principal).await
-        {
-            return Err(whole_request(refusal(&error).1));
-        }
-        next.run(ctx, request).await
+        session: Option<std::sync::Arc<Data>>,
+    ) -> futures::stream::BoxStream<'static, async_graphql::Response> {
+        use futures::StreamExt;
+        let (schema, state) = (self.schema.clone(), self.state.clone());
+        let session = session.unwrap_or_default();
+        let admitted = async move {
+            let caller = session
+                .get(&std::any::TypeId::of::<WebSocketCaller>())
+                .and_then(|data| data.downcast_ref::<WebSocketCaller>());
+            if let Some(WebSocketCaller(principal)) = caller
+                && let Err(error) = state.limits.admit(&state.db, principal).await
+            {
+                let refused = whole_request(refusal(&error).1);
+                return futures::stream::once(async {
+                    async_graphql::Response::from_errors(vec![refused])
+                })
+                .boxed();
+            }
+            schema.execute_stream_with_session_data(request, session)
+        };
+        futures::stream::once(admitted).flatten().boxed()
     }
 }
 

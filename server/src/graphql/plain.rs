@@ -15,6 +15,7 @@
 use std::borrow::Cow;
 
 use async_graphql::indexmap::IndexMap;
+use async_graphql::indexmap::map::Entry as IndexEntry;
 use async_graphql::parser::types::{Field, Selection};
 use async_graphql::registry::Registry;
 use async_graphql::resolver_utils::enum_value;
@@ -24,7 +25,7 @@ use async_graphql::{
 
 use std::sync::Arc;
 
-use domain::store::graph::ResultNode;
+use super::results::StoredResult;
 
 use super::loaders::{Loaders, ResultsOf};
 use super::types::{
@@ -93,21 +94,70 @@ fn build<T: OutputType>(
 ) -> Value {
     let mut map = IndexMap::with_capacity(fields.len());
     for field in fields {
-        let key: Name = field.response_key().node.clone();
-        if map.contains_key(&key) {
-            continue;
-        }
-        let name = field.name.node.as_str();
-        let resolved = if name == "__typename" {
-            Value::String(object.introspection_type_name().into_owned())
-        } else if let Some(resolved) = value(name) {
-            resolved
-        } else {
+        let IndexEntry::Vacant(entry) = map.entry(field.response_key().node.clone()) else {
             continue;
         };
-        map.insert(key, resolved);
+        if let Some(resolved) = field_value(object, field, &mut value) {
+            entry.insert(resolved);
+        }
     }
     Value::Object(map)
+}
+
+/// The value of `field` of `object`: its type name for `__typename`, else what `value` gives.
+fn field_value<T: OutputType>(
+    object: &T,
+    field: &Field,
+    value: &mut impl FnMut(&str) -> Option<Value>,
+) -> Option<Value> {
+    match field.name.node.as_str() {
+        "__typename" => Some(Value::String(object.introspection_type_name().into_owned())),
+        name => value(name),
+    }
+}
+
+/// The keys of the objects built for one selection, hashed once. The objects of a list are
+/// built from copies of [`Shape::template`]: a copy takes the key table as it is, where
+/// inserting each key would hash it again (SipHash was a fifth of the work of a large answer).
+struct Shape<'a> {
+    /// Each response key once, in order of selection, valued null.
+    template: IndexMap<Name, Value>,
+    /// The field that values each key of the template.
+    fields: Vec<&'a Field>,
+}
+
+impl<'a> Shape<'a> {
+    /// The shape of `fields`; a response key selected twice keeps its first field, as `build`.
+    fn of(fields: &[&'a Field]) -> Self {
+        let mut template = IndexMap::with_capacity(fields.len());
+        let mut unique = Vec::with_capacity(fields.len());
+        for &field in fields {
+            if let IndexEntry::Vacant(entry) = template.entry(field.response_key().node.clone()) {
+                entry.insert(Value::Null);
+                unique.push(field);
+            }
+        }
+        Shape { template, fields: unique }
+    }
+
+    /// `object` with every field valued by `value`, as `build` gives it.
+    fn build<T: OutputType>(
+        &self,
+        object: &T,
+        mut value: impl FnMut(&str) -> Option<Value>,
+    ) -> Value {
+        let mut map = self.template.clone();
+        // Last to first, so that leaving a field out moves only keys already valued.
+        for (index, field) in self.fields.iter().enumerate().rev() {
+            match field_value(object, field, &mut value) {
+                Some(resolved) => map[index] = resolved,
+                None => {
+                    map.shift_remove_index(index);
+                }
+            }
+        }
+        Value::Object(map)
+    }
 }
 
 fn text(value: &str) -> Value {
@@ -115,7 +165,7 @@ fn text(value: &str) -> Value {
 }
 
 /// `value` as `Json<serde_json::Value>` resolves it, without going through a serializer.
-fn json(value: &serde_json::Value) -> Value {
+pub(crate) fn json(value: &serde_json::Value) -> Value {
     match value {
         serde_json::Value::Null => Value::Null,
         serde_json::Value::Bool(b) => Value::Boolean(*b),
@@ -191,11 +241,11 @@ impl PlainFields for Enrichment {
         &["provider", "success", "extracted", "error", "malice", "enrichedAt", "expiresAt"];
 
     fn plain_field(&self, name: &str) -> Value {
-        let row = &self.0;
+        let row = &self.0.row;
         match name {
             "provider" => text(&row.provider),
             "success" => Value::Boolean(row.success),
-            "extracted" => json(&row.extracted),
+            "extracted" => self.0.extracted.clone(),
             "error" => optional(row.error.as_deref(), text),
             "malice" => enum_value(Malice::from(row.malice)),
             "enrichedAt" => row.enriched_at.to_value(),
@@ -256,10 +306,10 @@ impl OutputType for Plain<Indicator> {
             return self.0.resolve(ctx, field).await;
         };
         let mut enrichments = None;
-        if let Some((selected, fields)) = &plan.relation {
+        if let Some((selected, shape)) = &plan.relation {
             let ctx_field = ctx.with_field(selected);
             match self.0.enrichment_rows(&ctx_field).await {
-                Ok(rows) => enrichments = Some(IndicatorPlan::enrichments(fields, &rows)),
+                Ok(rows) => enrichments = Some(IndicatorPlan::enrichments(shape, &rows)),
                 Err(error) => record(ctx, &ctx_field, selected, error),
             }
         }
@@ -317,7 +367,8 @@ fn record(
 /// What an object's selection asks for, when it can be resolved in one pass: plain fields and,
 /// optionally, one relation, whose selection has a one-pass plan `R` of its own.
 struct Plan<'a, R> {
-    fields: Vec<&'a Field>,
+    /// The object's fields, the relation's among them.
+    shape: Shape<'a>,
     /// The relation's field, when selected, with the plan for its selection.
     relation: Option<(&'a Positioned<Field>, R)>,
 }
@@ -332,7 +383,8 @@ impl<'a, R> Plan<'a, R> {
         nested: impl FnOnce(&'a [Positioned<Selection>]) -> Option<R>,
     ) -> Option<Self> {
         let mut nested = Some(nested);
-        let mut plan = Plan { fields: Vec::with_capacity(selection.len()), relation: None };
+        let mut fields = Vec::with_capacity(selection.len());
+        let mut relation_plan = None;
         for selection in selection {
             let Selection::Field(field) = &selection.node else { return None };
             let node = &field.node;
@@ -345,14 +397,14 @@ impl<'a, R> Plan<'a, R> {
                 // async-graphql.
                 name if name == relation => {
                     let nested = nested.take()?(&node.selection_set.node.items)?;
-                    plan.relation = Some((field, nested));
+                    relation_plan = Some((field, nested));
                 }
                 name if plain.contains(&name) => {}
                 _ => return None,
             }
-            plan.fields.push(node);
+            fields.push(node);
         }
-        Some(plan)
+        Some(Plan { shape: Shape::of(&fields), relation: relation_plan })
     }
 
     /// `object` with the selected fields, valued by `plain`, and the relation's value (when
@@ -364,14 +416,14 @@ impl<'a, R> Plan<'a, R> {
         mut relation: Option<Value>,
     ) -> Value {
         let relation_name = self.relation.as_ref().map(|(field, _)| field.node.name.node.as_str());
-        build(object, &self.fields, |name| {
+        self.shape.build(object, |name| {
             if Some(name) == relation_name { relation.take() } else { Some(plain(name)) }
         })
     }
 }
 
-/// An indicator's plan; its relation is `enrichments`, with its plain fields.
-type IndicatorPlan<'a> = Plan<'a, Vec<&'a Field>>;
+/// An indicator's plan; its relation is `enrichments`, with the shape of its plain fields.
+type IndicatorPlan<'a> = Plan<'a, Shape<'a>>;
 
 /// An alert's plan; its relation is `indicators`, with an indicator's plan.
 type AlertPlan<'a> = Plan<'a, IndicatorPlan<'a>>;
@@ -384,14 +436,16 @@ impl<'a> AlertPlan<'a> {
 
 impl<'a> IndicatorPlan<'a> {
     fn of(selection: &'a [Positioned<Selection>]) -> Option<Self> {
-        Plan::with_relation(selection, Indicator::PLAIN, "enrichments", plain_fields::<Enrichment>)
+        Plan::with_relation(selection, Indicator::PLAIN, "enrichments", |selection| {
+            plain_fields::<Enrichment>(selection).map(|fields| Shape::of(&fields))
+        })
     }
 
     /// `enrichments` built from `rows`.
-    fn enrichments(fields: &[&Field], rows: &[Arc<ResultNode>]) -> Value {
+    fn enrichments(shape: &Shape<'_>, rows: &[Arc<StoredResult>]) -> Value {
         let built = rows.iter().map(|row| {
             let row = Enrichment(row.clone());
-            build(&row, fields, |name| Some(row.plain_field(name)))
+            shape.build(&row, |name| Some(row.plain_field(name)))
         });
         Value::List(built.collect())
     }
@@ -404,7 +458,7 @@ impl<'a> IndicatorPlan<'a> {
         indicators: &[Indicator],
     ) -> Vec<Value> {
         let mut enrichments: Vec<Option<Value>> = vec![None; indicators.len()];
-        if let Some((selected, fields)) = &self.relation {
+        if let Some((selected, shape)) = &self.relation {
             let keys: Vec<ResultsOf> = indicators.iter().map(Indicator::results_key).collect();
             let loaded = match ctx.data::<Loaders>() {
                 Ok(loaders) => loaders.load_many(keys.iter().copied()).await,
@@ -414,7 +468,7 @@ impl<'a> IndicatorPlan<'a> {
                 Ok(loaded) => {
                     for (slot, key) in enrichments.iter_mut().zip(&keys) {
                         let rows = loaded.get(key).map_or(&[][..], |rows| &rows[..]);
-                        *slot = Some(Self::enrichments(fields, rows));
+                        *slot = Some(Self::enrichments(shape, rows));
                     }
                 }
                 // Recorded for each indicator.
@@ -432,5 +486,45 @@ impl<'a> IndicatorPlan<'a> {
                 self.build(indicator, |name| indicator.plain_field(name), built)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use async_graphql::parser::parse_query;
+    use async_graphql::parser::types::{DocumentOperations, Selection};
+
+    use super::*;
+
+    /// The fields of the document's only operation.
+    fn fields(document: &async_graphql::parser::types::ExecutableDocument) -> Vec<&Field> {
+        let DocumentOperations::Single(operation) = &document.operations else { unreachable!() };
+        let selection = &operation.node.selection_set.node.items;
+        selection
+            .iter()
+            .map(|item| match &item.node {
+                Selection::Field(field) => &field.node,
+                _ => unreachable!(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_shape_builds_what_inserting_each_key_builds() {
+        let document = parse_query("{ a b a: c d __typename e }").unwrap();
+        let fields = fields(&document);
+        let shape = Shape::of(&fields);
+        // `b` and `e` have no value (a relation that failed): they are left out, wherever they
+        // are, and the rest keep their places.
+        let value = |name: &str| (!matches!(name, "b" | "e")).then(|| Value::from(name));
+        for _ in 0..2 {
+            let built = shape.build(&true, value);
+            assert_eq!(built, build(&true, &fields, value));
+            assert_eq!(
+                built.to_string(),
+                r#"{a: "a", d: "d", __typename: "Boolean"}"#,
+                "a key selected twice keeps its first field"
+            );
+        }
     }
 }

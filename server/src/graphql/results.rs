@@ -19,7 +19,22 @@ use quick_cache::sync::Cache;
 use uuid::Uuid;
 
 /// An indicator's results, by provider name, shared by every request that reads them.
-pub(crate) type Results = Arc<[Arc<ResultNode>]>;
+pub(crate) type Results = Arc<[Arc<StoredResult>]>;
+
+/// A provider result as answers use it: the row, and its extracted fields already in
+/// async-graphql's form, converted once when read rather than once per answer.
+#[derive(Debug)]
+pub(crate) struct StoredResult {
+    pub(crate) row: ResultNode,
+    pub(crate) extracted: async_graphql::Value,
+}
+
+impl From<ResultNode> for StoredResult {
+    fn from(row: ResultNode) -> Self {
+        let extracted = super::plain::json(&row.extracted);
+        StoredResult { row, extracted }
+    }
+}
 
 /// Provider results by indicator, each with the version it was read at.
 pub struct ResultCache {
@@ -71,7 +86,7 @@ impl ResultCache {
         if entries.get(&indicator).is_some_and(|kept| kept.version >= version) {
             return;
         }
-        let weight = ENTRY_OVERHEAD + results.iter().map(|node| node_size(node)).sum::<u64>();
+        let weight = ENTRY_OVERHEAD + results.iter().map(|result| size(result)).sum::<u64>();
         entries.insert(indicator, Entry { version, results, weight });
     }
 }
@@ -86,10 +101,12 @@ impl std::fmt::Debug for ResultCache {
     }
 }
 
-/// Roughly the heap and inline bytes of one result.
-fn node_size(node: &ResultNode) -> u64 {
-    let own = size_of::<ResultNode>() + 16 + node.provider.len();
-    (own + node.error.as_ref().map_or(0, String::len) + json_size(&node.extracted)) as u64
+/// Roughly the heap and inline bytes of one result: its extracted fields are kept twice, as
+/// read and as answered, each about the size of the JSON value.
+fn size(result: &StoredResult) -> u64 {
+    let node = &result.row;
+    let own = size_of::<StoredResult>() + 16 + node.provider.len();
+    (own + node.error.as_ref().map_or(0, String::len) + 2 * json_size(&node.extracted)) as u64
 }
 
 fn json_size(value: &serde_json::Value) -> usize {

@@ -458,37 +458,37 @@ impl Indicator {
 
 /// One provider's latest result for an indicator.
 #[derive(Debug, Clone)]
-pub(crate) struct Enrichment(pub std::sync::Arc<domain::store::graph::ResultNode>);
+pub(crate) struct Enrichment(pub std::sync::Arc<crate::graphql::results::StoredResult>);
 
 #[Object]
 impl Enrichment {
     async fn provider(&self) -> &str {
-        &self.0.provider
+        &self.0.row.provider
     }
     async fn success(&self) -> bool {
-        self.0.success
+        self.0.row.success
     }
     /// The fields the provider's extractions picked out.
     async fn extracted(&self) -> Json<&serde_json::Value> {
-        Json(&self.0.extracted)
+        Json(&self.0.row.extracted)
     }
     /// The provider's whole answers, by step (scope `enrichments:read`).
     async fn raw(&self, ctx: &Context<'_>) -> Result<Option<Json<serde_json::Value>>> {
         require(ctx, Scope::EnrichmentsRead)?;
-        let mut raw = loaders(ctx)?.load_one(RawResultsOf(self.0.indicator_id)).await?;
-        Ok(raw.as_mut().and_then(|by_provider| by_provider.remove(&self.0.provider)).map(Json))
+        let mut raw = loaders(ctx)?.load_one(RawResultsOf(self.0.row.indicator_id)).await?;
+        Ok(raw.as_mut().and_then(|by_provider| by_provider.remove(&self.0.row.provider)).map(Json))
     }
     async fn error(&self) -> Option<&str> {
-        self.0.error.as_deref()
+        self.0.row.error.as_deref()
     }
     async fn malice(&self) -> Malice {
-        self.0.malice.into()
+        self.0.row.malice.into()
     }
     async fn enriched_at(&self) -> DateTime<Utc> {
-        self.0.enriched_at
+        self.0.row.enriched_at
     }
     async fn expires_at(&self) -> DateTime<Utc> {
-        self.0.expires_at
+        self.0.row.expires_at
     }
 }
 
