@@ -335,6 +335,48 @@ async fn alerts_indicators_and_enrichments_answer_the_same_on_both_resolution_pa
 const SHA256: &str = "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f";
 
 #[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn alert_pages_read_rows_as_the_checked_single_read_does(db: PgPool) {
+    // Pages and loaders read alerts by column position without checking types again;
+    // `store::alert::get` reads the same columns checked against the schema at build time.
+    let app = spawn_app(db.clone()).await;
+    let id = ingest(&app, "sentinel", fixture("01_sentinel_brute_force_tor.json")).await;
+    run_worker(&db).await;
+    for input in [
+        json!({"status": "TRIAGING", "tags": ["tor", "brute-force"], "maliceOverride": "MALICIOUS"}),
+        json!({"status": "CLOSED", "closeClassification": "TRUE_POSITIVE_SUSPICIOUS_ACTIVITY"}),
+    ] {
+        app.graphql(
+            "mutation($id: ID!, $input: UpdateAlertInput!) { updateAlert(id: $id, input: $input) { id } }",
+            json!({"id": id, "input": input}),
+        )
+        .await;
+    }
+    let id: uuid::Uuid = id.parse().unwrap();
+    let checked = domain::store::alert::get(&db, id).await.unwrap().unwrap();
+    assert!(
+        checked.detection_rule_id.is_some()
+            && checked.closed_at.is_some()
+            && checked.malice_override.is_some()
+            && checked.description.is_some(),
+        "every optional column is set: {checked:?}"
+    );
+    let graph = domain::store::graph::alerts_by_id(&db, &[id]).await.unwrap();
+    let page =
+        domain::store::graph::search_alerts(&db, &Default::default(), Default::default(), None, 1)
+            .await
+            .unwrap();
+    let indicators = domain::store::graph::indicators_of_alerts(&db, &[id]).await.unwrap();
+    let indicator = indicators[0].1.indicator_id;
+    let newest = domain::store::graph::newest_alerts_of_indicators(&db, &[indicator], 5, true)
+        .await
+        .unwrap();
+    assert_eq!((newest[0].0, newest[0].1), (indicator, Some(1)));
+    for read in [&graph[0], &page[0], &newest[0].2] {
+        assert_eq!(format!("{read:?}"), format!("{checked:?}"));
+    }
+}
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn two_hundred_fifty_alerts_page_by_a_hundred_each_exactly_once(db: PgPool) {
     let app = spawn_app(db.clone()).await;
     futures::future::join_all(

@@ -96,7 +96,7 @@ fn lock_key(fingerprint: &[u8; 32]) -> i64 {
 
 /// An alert as stored, without its raw payload (often the largest part of the row, and read
 /// only when asked for: [`raw_payload`], [`crate::store::graph::raw_payloads`]).
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct AlertRow {
     pub alert_id: Uuid,
     pub title: String,
