@@ -9,12 +9,7 @@ use sqlx::PgPool;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{create_key, spawn_app};
-
-fn provider_fixture(name: &str) -> Value {
-    let path = format!("{}/../shared/fixtures/providers/{name}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
+use crate::helpers::{create_key, provider_fixture, spawn_app};
 
 #[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn keys_are_created_once_listed_without_secrets_and_revoked(db: PgPool) {

@@ -99,6 +99,14 @@ pub(crate) fn fixture(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("reading {path}: {error}"))
 }
 
+/// A provider definition, extraction list or provider answer from `../shared/fixtures/providers`.
+pub(crate) fn provider_fixture(name: &str) -> serde_json::Value {
+    let path = format!("{}/../shared/fixtures/providers/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("reading {path}: {error}"));
+    serde_json::from_str(&text).unwrap()
+}
+
 /// The secret key the tests seal credentials with.
 pub(crate) fn test_key() -> SecretKey {
     SecretKey::from_base64("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=").expect("a valid key")

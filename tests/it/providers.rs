@@ -8,10 +8,7 @@ use domain::secret::{SecretError, SecretKey};
 use serde_json::json;
 use sqlx::PgPool;
 
-fn provider_fixture(name: &str) -> serde_json::Value {
-    let path = format!("{}/../shared/fixtures/providers/{name}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
-}
+use crate::helpers::provider_fixture;
 
 async fn find(db: &PgPool, name: &str) -> registry::StoredProvider {
     let providers = registry::load(db).await.unwrap();

@@ -10,7 +10,10 @@ use sqlx::PgPool;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::helpers::{TestApp, json_with_status, run_worker, spawn_app};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::helpers::{TestApp, json_with_status, provider_fixture, run_worker, spawn_app};
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -122,4 +125,71 @@ async fn updates_are_pushed_and_a_bad_key_is_turned_away(db: PgPool) {
         matches!(refused, Some(Ok(Message::Close(_))) | None | Some(Err(_))),
         "the connection is closed: {refused:?}"
     );
+}
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn an_enriched_event_carries_the_webhook_metadata(db: PgPool) {
+    let db = crate::helpers::wider(&db);
+    let app = spawn_app(db.clone()).await;
+    // Two providers: one answers, the other refuses its key.
+    let mock = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/up/v3/community/203.0.113.9"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(provider_fixture("responses/greynoise.noise_malicious.json")),
+        )
+        .mount(&mock)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/down/v3/community/203.0.113.9"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"message": "bad key"})))
+        .mount(&mock)
+        .await;
+    for name in ["noise_up", "noise_down"] {
+        let mut definition = provider_fixture("greynoise.provider.json");
+        definition["provider_name"] = name.into();
+        definition["http_config"]["steps"][0]["url"] =
+            format!("{}/{}/v3/community/{{{{indicator.value}}}}", mock.uri(), &name[6..]).into();
+        app.graphql(
+            "mutation($d: JSON!) { importEnrichmentProvider(definition: $d) { name } }",
+            json!({"d": definition}),
+        )
+        .await;
+        app.graphql(
+            "mutation($n: String!) { setEnrichmentProviderCredentials(name: $n, credentials: {api_key: \"k\"}) { name } }",
+            json!({"n": name}),
+        )
+        .await;
+    }
+    app.graphql(
+        r#"mutation { createContextDocument(input: {title: "Triage guide", content: "Look first.", isGlobal: true}) { id } }"#,
+        json!({}),
+    )
+    .await;
+
+    let mut socket = subscribe(
+        &app,
+        &app.admin_key,
+        "subscription { alertEnriched { alert { id } metadata { generatedAt indicatorCount
+            enrichment { succeeded failed enrichedAt } detectionRuleMatched contextDocumentsApplied } } }",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let alert = ingest(&app, json!({"title": "Scan", "src_ip": "203.0.113.9"})).await;
+    run_worker(&db).await;
+
+    let event = next_message(&mut socket, Duration::from_secs(5)).await.expect("an event");
+    let enriched = &event["payload"]["data"]["alertEnriched"];
+    assert_eq!(enriched["alert"]["id"], alert.as_str(), "{event}");
+    let metadata = &enriched["metadata"];
+    assert_eq!(
+        (&metadata["indicatorCount"], &metadata["detectionRuleMatched"]),
+        (&json!(1), &json!(false))
+    );
+    assert_eq!(metadata["contextDocumentsApplied"], 1);
+    assert_eq!(metadata["enrichment"]["succeeded"], json!(["noise_up"]), "{event}");
+    assert_eq!(metadata["enrichment"]["failed"], json!(["noise_down"]), "{event}");
+    assert!(metadata["enrichment"]["enrichedAt"].is_string(), "{event}");
+    assert!(metadata["generatedAt"].is_string(), "{event}");
 }

@@ -3,13 +3,15 @@
 //! subscribers on every server replica. Each subscriber filters in memory; one that falls more
 //! than the buffer behind skips the oldest events instead of slowing the others.
 
-use async_graphql::{Context, InputObject, Result, SimpleObject, Subscription};
+use async_graphql::{ComplexObject, Context, InputObject, Result, SimpleObject, Subscription};
+use chrono::{DateTime, Utc};
 use domain::api_key::Scope;
 use domain::notify::AlertEventKind;
 use domain::store::alert::AlertRow;
 use futures::{Stream, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 
+use super::loaders::{ActivityOf, DocumentsOf, loaders};
 use super::types::{Alert, AlertStatus, Malice, Severity};
 use super::{require, state};
 
@@ -49,9 +51,65 @@ impl AlertEventFilter {
 
 /// An alert whose enrichment finished: the `alert.enriched` payload's data as graph types.
 #[derive(SimpleObject, Debug, Clone)]
+#[graphql(complex)]
 pub(crate) struct AlertEnriched {
     /// The alert, with its indicators, enrichments, detection rule and documents.
     pub(crate) alert: Alert,
+    /// When this server sent the event.
+    pub(crate) generated_at: DateTime<Utc>,
+}
+
+#[ComplexObject]
+impl AlertEnriched {
+    /// What the enrichment did, as the `alert.enriched` webhook's `_metadata` says it.
+    async fn metadata(&self, ctx: &Context<'_>) -> Result<EnrichmentMetadata> {
+        let row = &self.alert.0;
+        let loaders = loaders(ctx)?;
+        let indicators = self.alert.indicator_rows(ctx).await?;
+        let documents = loaders.load_one(DocumentsOf(row.alert_id)).await?.unwrap_or_default();
+        let activity = loaders.load_one(ActivityOf(row.alert_id)).await?.unwrap_or_default();
+        // The run's own account, written with the alert's `enriched_at`: the last one.
+        let run = activity.iter().rev().find(|event| event.event_type == "alert.enriched");
+        let providers = |list: &str| -> Vec<String> {
+            run.and_then(|event| event.details.get(list))
+                .and_then(|names| serde_json::from_value(names.clone()).ok())
+                .unwrap_or_default()
+        };
+        Ok(EnrichmentMetadata {
+            generated_at: self.generated_at,
+            indicator_count: indicators.len() as i32,
+            enrichment: EnrichmentRun {
+                succeeded: providers("succeeded"),
+                failed: providers("failed"),
+                enriched_at: row.enriched_at,
+            },
+            detection_rule_matched: row.detection_rule_id.is_some(),
+            context_documents_applied: documents.len() as i32,
+        })
+    }
+}
+
+/// The `_metadata` of an `alert.enriched` event.
+#[derive(SimpleObject, Debug, Clone)]
+pub(crate) struct EnrichmentMetadata {
+    /// When the event was sent.
+    pub(crate) generated_at: DateTime<Utc>,
+    pub(crate) indicator_count: i32,
+    pub(crate) enrichment: EnrichmentRun,
+    /// Whether the alert names a detection rule.
+    pub(crate) detection_rule_matched: bool,
+    /// How many context documents are attached to the alert.
+    pub(crate) context_documents_applied: i32,
+}
+
+/// The providers of the enrichment run that finished.
+#[derive(SimpleObject, Debug, Clone)]
+pub(crate) struct EnrichmentRun {
+    /// Providers that answered for at least one indicator (from cache or not).
+    pub(crate) succeeded: Vec<String>,
+    /// Providers that answered for none.
+    pub(crate) failed: Vec<String>,
+    pub(crate) enriched_at: Option<DateTime<Utc>>,
 }
 
 /// An alert that changed.
@@ -73,7 +131,7 @@ impl Subscription {
         require(ctx, Scope::AlertsRead)?;
         let receiver = state(ctx)?.events.subscribe();
         Ok(events(receiver, AlertEventKind::Enriched, filter.unwrap_or_default())
-            .map(|alert| AlertEnriched { alert }))
+            .map(|alert| AlertEnriched { alert, generated_at: Utc::now() }))
     }
 
     /// Alerts as people or agents change them: status, severity, tags, verdict (scope
