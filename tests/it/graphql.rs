@@ -832,6 +832,7 @@ const GUARDED: &[(&str, &str)] = &[
     ),
     ("admin", "mutation { deleteIndicatorMapping(id: \"00000000-0000-0000-0000-000000000000\") }"),
     ("admin", "mutation { importEnrichmentProvider(definition: {}) { name } }"),
+    ("admin", "mutation { createEnrichmentProvider(definition: {}) { name } }"),
     (
         "admin",
         "mutation { updateEnrichmentProvider(name: \"virustotal\", input: {isActive: false}) { name } }",

@@ -146,6 +146,25 @@ async fn a_provider_is_imported_configured_tested_and_used_on_demand(db: PgPool)
         .await;
     assert_eq!(body["errors"][0]["extensions"]["code"], "CONFLICT");
     app.graphql(r#"mutation { deleteEnrichmentProvider(name: "noise_intel") }"#, json!({})).await;
+
+    // Created with credentials in one step, or not at all: a credential field the definition
+    // does not use is named, and the provider is not stored.
+    let create = "mutation($d: JSON!, $c: JSON) { createEnrichmentProvider(definition: $d, credentials: $c) { name hasStoredCredentials } }";
+    let (_, refused) = app
+        .graphql_as(&app.admin_key, create, json!({"d": definition, "c": {"password": "x"}}))
+        .await;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["problems"][0]["field"], "credentials",
+        "{refused}"
+    );
+    let listed = app.graphql("{ enrichmentProviders { name } }", json!({})).await;
+    assert!(!listed.to_string().contains("noise_intel"), "{listed}");
+    let created =
+        app.graphql(create, json!({"d": definition, "c": {"api_key": "gn-secret-43"}})).await;
+    assert_eq!(
+        created["createEnrichmentProvider"],
+        json!({"name": "noise_intel", "hasStoredCredentials": true})
+    );
 }
 
 #[sqlx::test(migrator = "domain::MIGRATOR")]

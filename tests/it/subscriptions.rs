@@ -151,16 +151,13 @@ async fn an_enriched_event_carries_the_webhook_metadata(db: PgPool) {
         definition["provider_name"] = name.into();
         definition["http_config"]["steps"][0]["url"] =
             format!("{}/{}/v3/community/{{{{indicator.value}}}}", mock.uri(), &name[6..]).into();
-        app.graphql(
-            "mutation($d: JSON!) { importEnrichmentProvider(definition: $d) { name } }",
-            json!({"d": definition}),
-        )
-        .await;
-        app.graphql(
-            "mutation($n: String!) { setEnrichmentProviderCredentials(name: $n, credentials: {api_key: \"k\"}) { name } }",
-            json!({"n": name}),
-        )
-        .await;
+        let created = app
+            .graphql(
+                "mutation($d: JSON!) { createEnrichmentProvider(definition: $d, credentials: {api_key: \"k\"}) { hasStoredCredentials } }",
+                json!({"d": definition}),
+            )
+            .await;
+        assert_eq!(created["createEnrichmentProvider"]["hasStoredCredentials"], true);
     }
     app.graphql(
         r#"mutation { createContextDocument(input: {title: "Triage guide", content: "Look first.", isGlobal: true}) { id } }"#,

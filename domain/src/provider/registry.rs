@@ -108,12 +108,27 @@ pub async fn import(
     extractions: Option<&Value>,
     actor: &str,
 ) -> Result<Uuid, RegistryError> {
+    create(db, provider, extractions, None, actor).await
+}
+
+/// [`import`], with the provider's credentials (sealed with the key given) stored in the same
+/// transaction: the provider is usable from its first lookup, or nothing is stored.
+pub async fn create(
+    db: &PgPool,
+    provider: &Value,
+    extractions: Option<&Value>,
+    credentials: Option<(&SecretKey, &BTreeMap<String, String>)>,
+    actor: &str,
+) -> Result<Uuid, RegistryError> {
     let spec = ProviderSpec::from_json(provider)?;
     let extractions = match extractions {
         Some(json) => FieldExtraction::list_from_json(json, &spec)?,
         None => Vec::new(),
     };
     validate_extractions(&spec, &extractions)?;
+    if let Some((_, fields)) = credentials {
+        check_credential_fields(&spec, fields)?;
+    }
     let definition = serde_json::to_value(&spec).expect("provider definitions serialize");
     let mut tx = db.begin().await?;
     let id = provider_store::insert(&mut *tx, &spec.provider_name, &definition)
@@ -124,6 +139,9 @@ pub async fn import(
     provider_store::replace_extractions(&mut tx, id, false, &rows).await?;
     let details = json!({ "provider": spec.provider_name, "field_extractions": rows.len() });
     audit(&mut tx, "enrichment_provider.imported", actor, &details).await?;
+    if let Some((key, fields)) = credentials {
+        store_credentials(&mut tx, key, &spec.provider_name, fields, actor).await?;
+    }
     tx.commit().await?;
     Ok(id)
 }
@@ -332,21 +350,41 @@ pub async fn set_credentials(
     actor: &str,
 ) -> Result<(), RegistryError> {
     let provider = find(db, name).await?;
-    let expected = provider.spec.required_credentials();
-    if let Some(field) = fields.keys().find(|field| !expected.contains(*field)) {
-        return Err(RegistryError::UnknownCredential {
-            provider: name.to_owned(),
+    check_credential_fields(&provider.spec, fields)?;
+    let mut tx = db.begin().await?;
+    store_credentials(&mut tx, key, name, fields, actor).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Refuses credential fields the provider's definition does not use.
+fn check_credential_fields(
+    spec: &ProviderSpec,
+    fields: &BTreeMap<String, String>,
+) -> Result<(), RegistryError> {
+    let expected = spec.required_credentials();
+    match fields.keys().find(|field| !expected.contains(*field)) {
+        Some(field) => Err(RegistryError::UnknownCredential {
+            provider: spec.provider_name.clone(),
             field: field.clone(),
             expected: expected.into_iter().collect(),
-        });
+        }),
+        None => Ok(()),
     }
+}
+
+/// Seals and stores a provider's credentials, and logs their field names (never a value).
+async fn store_credentials(
+    tx: &mut sqlx::PgConnection,
+    key: &SecretKey,
+    name: &str,
+    fields: &BTreeMap<String, String>,
+    actor: &str,
+) -> Result<(), RegistryError> {
     let sealed = key.seal(&serde_json::to_vec(fields).expect("credentials serialize"));
-    let mut tx = db.begin().await?;
     provider_store::set_credentials(&mut *tx, name, Some(&sealed)).await?;
-    // The field names only: never a value.
     let details = json!({ "provider": name, "fields": fields.keys().collect::<Vec<_>>() });
-    audit(&mut tx, "enrichment_provider.credentials_set", actor, &details).await?;
-    tx.commit().await?;
+    audit(tx, "enrichment_provider.credentials_set", actor, &details).await?;
     Ok(())
 }
 

@@ -595,6 +595,30 @@ impl AdminMutation {
         Ok(provider(&registry::find(db, &name).await.map_err(registry_error)?))
     }
 
+    /// Creates a provider from its definition (the format of `greynoise.provider.json`), with
+    /// its field extractions and credentials, in one step: it is usable from the first lookup,
+    /// or nothing is stored. Credentials are encrypted and never returned.
+    async fn create_enrichment_provider(
+        &self,
+        ctx: &Context<'_>,
+        definition: Json<serde_json::Value>,
+        field_extractions: Option<Json<serde_json::Value>>,
+        credentials: Option<Json<BTreeMap<String, String>>>,
+    ) -> Result<EnrichmentProvider> {
+        let actor = require(ctx, Scope::Admin)?.name.as_str();
+        let state = state(ctx)?;
+        let credentials = match &credentials {
+            Some(fields) => Some((super::secret_key(state)?, &fields.0)),
+            None => None,
+        };
+        let extractions = field_extractions.as_ref().map(|json| &json.0);
+        registry::create(&state.db, &definition.0, extractions, credentials, actor)
+            .await
+            .map_err(registry_error)?;
+        let name = definition.0["provider_name"].as_str().unwrap_or_default().to_owned();
+        Ok(provider(&registry::find(&state.db, &name).await.map_err(registry_error)?))
+    }
+
     /// Changes a provider's settings (or a user provider's whole definition); every worker
     /// uses the change within a second.
     async fn update_enrichment_provider(
