@@ -299,6 +299,7 @@ struct RateLimitedSocket {
 }
 
 impl async_graphql::Executor for RateLimitedSocket {
+    /// Not used by the WebSocket protocols, which run every operation as a stream.
     async fn execute(&self, request: async_graphql::Request) -> async_graphql::Response {
         self.schema.execute(request).await
     }

@@ -25,9 +25,8 @@ use async_graphql::{
 
 use std::sync::Arc;
 
-use super::results::StoredResult;
-
 use super::loaders::{Loaders, ResultsOf};
+use super::results::StoredResult;
 use super::types::{
     Alert, AlertStatus, Enrichment, EnrichmentStatus, Indicator, IndicatorType, Malice, Severity,
 };
