@@ -734,7 +734,7 @@ async fn rotate_secrets(
         Some(text) => SecretKey::from_base64(&text).context("ALERTGRAPH_NEW_SECRET_KEY")?,
         None => SecretKey::generate(),
     };
-    let rotated = domain::provider::registry::rotate_secrets(db, &old, &new)
+    let rotated = domain::provider::registry::rotate_secrets(db, &old, &new, CLI_ACTOR)
         .await
         .context("re-encrypting stored secrets (nothing was changed)")?;
     if from_file {

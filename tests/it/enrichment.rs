@@ -420,7 +420,7 @@ async fn enrichment_works_with_stored_credentials_after_the_key_is_rotated(db: P
         std::collections::BTreeMap::from([("api_key".to_owned(), "stored-vt-key".to_owned())]);
     registry::set_credentials(&db, &old, "virustotal", &fields, "tests").await.unwrap();
     let new = domain::secret::SecretKey::generate();
-    registry::rotate_secrets(&db, &old, &new).await.unwrap();
+    registry::rotate_secrets(&db, &old, &new, "tests").await.unwrap();
 
     let (enricher, _) = domain::enrich::Enricher::start(
         &db,

@@ -123,15 +123,24 @@ async fn rotating_the_secret_key_re_encrypts_every_credential(db: PgPool) {
         registry::set_credentials(&db, &old, provider, &fields, "tests").await.unwrap();
     }
 
-    assert_eq!(registry::rotate_secrets(&db, &old, &new).await.unwrap(), 2);
+    assert_eq!(registry::rotate_secrets(&db, &old, &new, "tests").await.unwrap(), 2);
 
     let okta = find(&db, "okta").await;
     let auth = okta.credentials(&new, no_env).unwrap().expect("readable with the new key");
     assert_eq!(auth.get("api_token").map(|s| s.expose()), Some("okta-secret"));
     assert_eq!(okta.credentials(&old, no_env).unwrap_err(), SecretError::WrongKey);
     // Rotating again with the old key fails as a whole and changes nothing.
-    assert!(registry::rotate_secrets(&db, &old, &SecretKey::generate()).await.is_err());
+    assert!(registry::rotate_secrets(&db, &old, &SecretKey::generate(), "tests").await.is_err());
     assert!(find(&db, "virustotal").await.credentials(&new, no_env).unwrap().is_some());
+    // The audit log has the rotation that happened, with what it re-encrypted, and not the
+    // one that failed.
+    let logged: Vec<(String, serde_json::Value)> = sqlx::query_as(
+        "select actor, details from activity where event_type = 'secrets.rotated' and alert_id is null",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    assert_eq!(logged, vec![("tests".to_owned(), json!({"re_encrypted": 2}))]);
 }
 
 #[sqlx::test(migrator = "domain::MIGRATOR")]

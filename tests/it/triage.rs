@@ -269,7 +269,10 @@ async fn rotating_the_key_re_encrypts_agent_secrets_too(db: PgPool) {
         sqlx::query_scalar("select auth_header_value from agent").fetch_one(&db).await.unwrap();
     assert!(!stored.windows(15).any(|w| w == b"agent-token-123"), "not plaintext");
     let new = domain::secret::SecretKey::generate();
-    assert_eq!(domain::provider::registry::rotate_secrets(&db, &old, &new).await.unwrap(), 2);
+    assert_eq!(
+        domain::provider::registry::rotate_secrets(&db, &old, &new, "tests").await.unwrap(),
+        2
+    );
     let sealed: Vec<u8> =
         sqlx::query_scalar("select signing_secret from agent").fetch_one(&db).await.unwrap();
     assert_eq!(new.open(&sealed).unwrap(), created.signing_secret.as_bytes());

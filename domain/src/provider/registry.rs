@@ -395,6 +395,7 @@ pub async fn rotate_secrets(
     db: &PgPool,
     old: &SecretKey,
     new: &SecretKey,
+    actor: &str,
 ) -> Result<usize, RegistryError> {
     let mut tx = db.begin().await?;
     let sealed = provider_store::lock_all_credentials(&mut tx).await?;
@@ -420,6 +421,7 @@ pub async fn rotate_secrets(
         .await?;
         rotated += 1 + usize::from(header.is_some());
     }
+    audit(&mut tx, "secrets.rotated", actor, &json!({ "re_encrypted": rotated })).await?;
     tx.commit().await?;
     Ok(rotated)
 }
