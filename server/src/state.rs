@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use domain::api_key::{AuthError, KeyCache, Principal, RateLimiter};
-use domain::ingest::{AlertWriter, IngestSettings};
+use domain::ingest::{self, Accepted, AlertWriter, IngestError, IngestSettings, Submission};
 use domain::mapping::MappingCache;
 use domain::notify::JobWaker;
 use sqlx::PgPool;
@@ -102,6 +102,16 @@ pub struct LiveAlert {
 /// holds the others back).
 const EVENT_BUFFER: usize = 4096;
 
+/// Whether an ingest checks the source's webhook signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signature {
+    /// A webhook from a SIEM: checked when the source has a secret.
+    Checked,
+    /// Sent by a caller trusted otherwise (an API key over GraphQL, this server's demo), who
+    /// has no SIEM's secret to sign with.
+    NotExpected,
+}
+
 impl AppState {
     /// Loads the caches. Call [`crate::listener::spawn`] with the result to keep them current.
     pub async fn new(db: PgPool, cfg: ServerConfig) -> Result<Self, StateError> {
@@ -142,6 +152,28 @@ impl AppState {
             results: Arc::new(results),
             parsed: Default::default(),
         })
+    }
+
+    /// Accepts one payload with the indicator mappings in force now: every way in (REST,
+    /// GraphQL's `ingestAlert`, the demo's sample alerts) goes through here. With
+    /// [`Signature::Checked`], the source's webhook signature is verified when a secret is
+    /// configured for it.
+    pub async fn ingest(
+        &self,
+        submission: Submission<'_>,
+        signature: Signature,
+    ) -> Result<Accepted, IngestError> {
+        let mappings = self.mappings.snapshot();
+        match signature {
+            Signature::Checked => {
+                ingest::accept(&self.writer, &self.cfg.ingest, &mappings, submission).await
+            }
+            Signature::NotExpected => {
+                let settings =
+                    IngestSettings { secrets: Default::default(), ..self.cfg.ingest.clone() };
+                ingest::accept(&self.writer, &settings, &mappings, submission).await
+            }
+        }
     }
 
     /// The caller behind a presented key, once its key is verified and its rate limit admits

@@ -212,12 +212,10 @@ impl CoreMutation {
         }
         let state = state(ctx)?;
         let body = serde_json::to_vec(&payload.0).map_err(internal)?;
-        let mut settings = state.cfg.ingest.clone();
-        settings.secrets = Default::default();
-        let mappings = state.mappings.snapshot();
         let submission =
             Submission { source: parsed, body: &body, signature: None, actor: &principal.name };
-        let accepted = ingest::accept(&state.writer, &settings, &mappings, submission)
+        let accepted = state
+            .ingest(submission, crate::state::Signature::NotExpected)
             .await
             .map_err(|error| match error {
                 ingest::IngestError::InvalidPayload { cause, .. } => {

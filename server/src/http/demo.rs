@@ -4,13 +4,14 @@
 use axum::Json;
 use axum::extract::Query;
 use domain::alert::{IndicatorType, Source};
-use domain::ingest::{self, IngestError, Submission};
+use domain::ingest::{IngestError, Submission};
 use serde::Deserialize;
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::state::Signature;
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct IntelQuery {
@@ -38,7 +39,6 @@ pub(crate) async fn intel(Query(query): Query<IntelQuery>) -> Result<Json<Value>
 
 /// Ingests the sample alerts, as the generic webhook would, and returns their ids.
 pub async fn ingest_sample_alerts(state: &AppState) -> Result<Vec<Uuid>, IngestError> {
-    let mappings = state.mappings.snapshot();
     let mut ids = Vec::new();
     for alert in domain::demo::sample_alerts() {
         let body = serde_json::to_vec(&alert).expect("JSON values serialize");
@@ -48,8 +48,7 @@ pub async fn ingest_sample_alerts(state: &AppState) -> Result<Vec<Uuid>, IngestE
             signature: None,
             actor: domain::demo::ACTOR,
         };
-        let accepted =
-            ingest::accept(&state.writer, &state.cfg.ingest, &mappings, submission).await?;
+        let accepted = state.ingest(submission, Signature::NotExpected).await?;
         ids.push(accepted.alert_id);
     }
     Ok(ids)

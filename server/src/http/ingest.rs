@@ -9,13 +9,13 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use domain::alert::Source;
 use domain::api_key::Scope;
-use domain::ingest::{self, Submission};
+use domain::ingest::Submission;
 use serde::Serialize;
 use uuid::Uuid;
 
 use super::auth::Caller;
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::state::{AppState, Signature};
 
 /// The receipt for an accepted payload (SPEC §2).
 #[derive(Debug, Serialize)]
@@ -64,9 +64,8 @@ async fn accept(
         super::read_limited(headers, body, state.cfg.max_body_bytes, state.cfg.body_read_timeout)
             .await?;
     let signature = signature_header(source).and_then(|name| headers.get(name)?.to_str().ok());
-    let mappings = state.mappings.snapshot();
     let submission = Submission { source, body: &body, signature, actor: &caller.0.name };
-    let accepted = ingest::accept(&state.writer, &state.cfg.ingest, &mappings, submission).await?;
+    let accepted = state.ingest(submission, Signature::Checked).await?;
     let receipt = IngestReceipt {
         alert_id: accepted.alert_id,
         status: if accepted.deduplicated { "deduplicated" } else { "queued" },
