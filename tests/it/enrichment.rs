@@ -236,6 +236,67 @@ async fn a_rejected_key_fails_that_provider_alone_and_a_429_is_retried_after_ret
 }
 
 #[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn a_429_pauses_the_provider_for_every_lookup_until_its_retry_after(db: PgPool) {
+    // Two enrichers and their pipelines each keep a listening connection.
+    let db = crate::helpers::wider(&db);
+    let mock = MockServer::start().await;
+    point_providers_at(&db, &mock).await;
+    // One call at a time, so the second lookup asks after the first has been refused.
+    let one_at_a_time = ProviderUpdate { concurrency_limit: Some(Some(1)), ..Default::default() };
+    registry::update(&db, "greynoise", &one_at_a_time, "tests").await.unwrap();
+    // Longer than a job waits: the refused lookup is not retried, the others not tried.
+    Mock::given(method("GET"))
+        .and(path_regex("^/v3/community/"))
+        .respond_with(
+            answer(429, "virustotal.quota_exceeded.json").insert_header("Retry-After", "120"),
+        )
+        .expect(1)
+        .mount(&mock)
+        .await;
+    let app = spawn_app(db.clone()).await;
+    let env = [("GREYNOISE_API_KEY", "gn-test-key")];
+
+    let first = ingest(
+        &app,
+        "generic",
+        json!({"title": "Scan", "src_ip": "203.0.113.21", "dest_ip": "203.0.113.22"}).to_string(),
+    )
+    .await;
+    run(&db, enricher(&db, &env).await).await;
+    // A later alert, in another run (any worker): the pause is kept in the database.
+    let later = ingest(
+        &app,
+        "generic",
+        json!({"title": "Scan again", "src_ip": "203.0.113.23"}).to_string(),
+    )
+    .await;
+    run(&db, enricher(&db, &env).await).await;
+
+    let mut results = domain::store::enrichment::for_alert(&db, first).await.unwrap();
+    results.extend(domain::store::enrichment::for_alert(&db, later).await.unwrap());
+    let errors: Vec<&str> = results
+        .iter()
+        .filter(|r| r.provider == "greynoise")
+        .map(|r| {
+            assert!(!r.success, "{r:?}");
+            r.error.as_deref().unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(errors.len(), 3, "{results:#?}");
+    assert_eq!(
+        errors.iter().filter(|e| e.contains("rate limited by the provider")).count(),
+        1,
+        "{errors:?}"
+    );
+    assert_eq!(
+        errors.iter().filter(|e| e.contains("answered 429 and asked to wait")).count(),
+        2,
+        "only the first lookup called: {errors:?}"
+    );
+    // The mock's `expect(1)` is checked when it is dropped.
+}
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn a_provider_that_hangs_is_cut_at_its_timeout_without_holding_up_the_others(db: PgPool) {
     let mock = MockServer::start().await;
     point_providers_at(&db, &mock).await;

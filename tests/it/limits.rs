@@ -172,7 +172,7 @@ async fn a_batch_of_requests_shares_each_providers_slots_in_order(db: PgPool) {
     };
     let granted = |grant: &Grant| match grant {
         Grant::Granted { calls, .. } => *calls,
-        Grant::Wait { .. } => 0,
+        Grant::Wait { .. } | Grant::Paused { .. } => 0,
     };
     let (a, b) = (providers[0], providers[1]);
     let grants =

@@ -10,7 +10,8 @@
 //! A provider's failure is its own: it is recorded as a failed result and never fails the job
 //! or delays another provider beyond its own timeout. A 429 is retried once after its
 //! `Retry-After` (up to [`MAX_RETRY_AFTER`]), a transient error once after a short pause; a
-//! timeout is not retried, since it has already used its whole budget. Lookups that cannot get
+//! timeout is not retried, since it has already used its whole budget. A 429 also pauses the
+//! provider for every worker until its `Retry-After` has passed. Lookups that cannot get
 //! a call within [`EnrichOptions::max_wait`] because the provider's limits are saturated are
 //! recorded as failures (cached for the failure TTL) rather than holding the alert back.
 
@@ -110,6 +111,8 @@ type Linked = Vec<(Uuid, Indicator)>;
 enum CallOp {
     Acquire(CallRequest),
     Release(Uuid),
+    /// The provider answered 429: no worker calls it for this long.
+    Pause(Uuid, Duration),
 }
 
 impl Batches {
@@ -145,11 +148,19 @@ async fn link_batch(
 async fn call_batch(db: PgPool, ops: Vec<CallOp>) -> Result<Vec<Option<Grant>>, sqlx::Error> {
     let mut released = Vec::new();
     let mut requests = Vec::new();
+    let mut pauses = Vec::new();
     for op in &ops {
         match op {
             CallOp::Acquire(request) => requests.push(*request),
             CallOp::Release(lease_id) => released.push(*lease_id),
+            CallOp::Pause(provider, pause) => pauses.push((*provider, *pause)),
         }
+    }
+    // Before the grants, so that none of this batch goes to a provider that just asked to wait.
+    if !pauses.is_empty()
+        && let Err(error) = call_limit::pause(&db, &pauses).await
+    {
+        tracing::warn!(error = %error, "recording a provider's 429 pause failed; other workers may call it meanwhile");
     }
     let exchanged = call_limit::exchange(&db, &released, &requests).await;
     if let Err(error) = &exchanged {
@@ -160,7 +171,7 @@ async fn call_batch(db: PgPool, ops: Vec<CallOp>) -> Result<Vec<Option<Grant>>, 
         .iter()
         .map(|op| match op {
             CallOp::Acquire(_) => grants.next(),
-            CallOp::Release(_) => None,
+            CallOp::Release(_) | CallOp::Pause(..) => None,
         })
         .collect())
 }
@@ -533,6 +544,18 @@ impl Enricher {
                         }
                         tokio::time::sleep(pause).await;
                     }
+                    Grant::Paused { retry_after } => {
+                        drop(local);
+                        if Instant::now() + retry_after > give_up_at {
+                            let reason = format!(
+                                "the provider answered 429 and asked to wait {} s more",
+                                retry_after.as_secs_f64().ceil()
+                            );
+                            fail_rest(queue, &mut done, reason);
+                            break;
+                        }
+                        tokio::time::sleep(retry_after).await;
+                    }
                 }
             }
             Ok::<_, sqlx::Error>(done)
@@ -574,6 +597,15 @@ impl Enricher {
         let spec = &configured.provider.spec;
         let started = Instant::now();
         let first = lookup(&self.client, spec, &configured.auth, indicator).await;
+        if let Err(LookupError::RateLimited { retry_after, .. }) = &first {
+            // Every worker holds off the provider as long as it asked (1 s when it did not say),
+            // this one's next grant included: recorded before this lookup gives its call back.
+            let pause = retry_after.unwrap_or(Duration::from_secs(1));
+            let provider = configured.provider.enrichment_provider_id;
+            if let Err(error) = self.batches.calls.ask(CallOp::Pause(provider, pause)).await {
+                tracing::warn!(error = %error, "recording a provider's 429 pause failed");
+            }
+        }
         let outcome = match retry_pause(&first) {
             Some(pause) => {
                 tokio::time::sleep(pause).await;

@@ -16,6 +16,9 @@ pub enum Grant {
     /// None may go now. `retry_after` is when the rate limit frees the next call; `None` means
     /// the concurrency limit is full and only another worker's release can free a slot.
     Wait { retry_after: Option<Duration> },
+    /// None may go for `retry_after`: the provider answered 429 and asked every caller to wait
+    /// ([`pause`]).
+    Paused { retry_after: Duration },
 }
 
 /// A request for up to `wanted` calls to a provider, each of which may run for `hold` at most
@@ -42,12 +45,10 @@ pub async fn exchange(
     let concurrency: Vec<i32> = requests.iter().map(|r| r.concurrency_limit as i32).collect();
     let per_minute: Vec<Option<i32>> =
         requests.iter().map(|r| r.rate_limit_per_minute.map(|limit| limit as i32)).collect();
-    let holds: Vec<PgInterval> = requests
-        .iter()
-        .map(|r| PgInterval { months: 0, days: 0, microseconds: r.hold.as_micros() as i64 })
-        .collect();
+    let holds: Vec<PgInterval> = requests.iter().map(|r| interval(r.hold)).collect();
     let rows = sqlx::query!(
-        r#"select ordinal as "ordinal!", lease_id, granted as "granted!", retry_after_ms
+        r#"select ordinal as "ordinal!", lease_id, granted as "granted!", retry_after_ms,
+                  paused as "paused!"
            from acquire_provider_calls_batch($1, $2, $3, $4, $5, $6)
            order by ordinal"#,
         released,
@@ -65,9 +66,28 @@ pub async fn exchange(
             Some(lease_id) if row.granted > 0 => {
                 Grant::Granted { lease_id, calls: row.granted as u32 }
             }
+            _ if row.paused => Grant::Paused {
+                retry_after: Duration::from_millis(row.retry_after_ms.unwrap_or(0).max(0) as u64),
+            },
             _ => Grant::Wait {
                 retry_after: row.retry_after_ms.map(|ms| Duration::from_millis(ms.max(0) as u64)),
             },
         })
         .collect())
+}
+
+/// Pauses each provider given for its duration from now, for every worker: no call is granted
+/// to it until then (unless it is paused longer already). Recorded when a provider answers 429.
+pub async fn pause(
+    db: impl PgExecutor<'_>,
+    pauses: &[(Uuid, Duration)],
+) -> Result<(), sqlx::Error> {
+    let providers: Vec<Uuid> = pauses.iter().map(|(provider, _)| *provider).collect();
+    let intervals: Vec<PgInterval> = pauses.iter().map(|(_, pause)| interval(*pause)).collect();
+    sqlx::query!("select pause_provider_calls($1, $2)", &providers, &intervals).execute(db).await?;
+    Ok(())
+}
+
+fn interval(duration: Duration) -> PgInterval {
+    PgInterval { months: 0, days: 0, microseconds: duration.as_micros() as i64 }
 }
