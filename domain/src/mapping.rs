@@ -66,26 +66,32 @@ pub async fn create(
     mapping: &store::mapping::NewMapping<'_>,
     actor: &str,
 ) -> Result<Uuid, MappingError> {
-    let new = store::mapping::NewMapping { path: checked_path(mapping.path)?, ..mapping.clone() };
-    let (source, path, indicator_type) = (new.source, new.path, new.indicator_type);
+    let mapping = checked(mapping)?;
     let mut tx = db.begin().await?;
-    let id = store::mapping::create(&mut *tx, &new).await?.ok_or(MappingError::Duplicate)?;
-    let details = serde_json::json!({
-        "indicator_mapping_id": id, "source": source.map(Source::as_str), "path": path,
-        "indicator_type": indicator_type.as_str(),
-    });
+    let id = store::mapping::create(&mut *tx, &mapping).await?.ok_or(MappingError::Duplicate)?;
+    let details = audit_details(id, &mapping);
     store::activity::record(&mut *tx, None, "indicator_mapping.created", actor, &details).await?;
     tx.commit().await?;
     Ok(id)
 }
 
-/// The dot path, trimmed, when it is one.
-fn checked_path(path: &str) -> Result<&str, MappingError> {
-    let path = path.trim();
+/// The mapping with its dot path trimmed, when the path is one.
+fn checked<'a>(
+    mapping: &store::mapping::NewMapping<'a>,
+) -> Result<store::mapping::NewMapping<'a>, MappingError> {
+    let path = mapping.path.trim();
     if path.is_empty() || path.starts_with('.') || path.ends_with('.') || path.contains("..") {
         return Err(MappingError::InvalidPath);
     }
-    Ok(path)
+    Ok(store::mapping::NewMapping { path, ..mapping.clone() })
+}
+
+/// What the audit log says of a mapping created or changed.
+fn audit_details(id: Uuid, mapping: &store::mapping::NewMapping<'_>) -> serde_json::Value {
+    serde_json::json!({
+        "indicator_mapping_id": id, "source": mapping.source.map(Source::as_str),
+        "path": mapping.path, "indicator_type": mapping.indicator_type.as_str(),
+    })
 }
 
 /// Replaces what a user-defined mapping extracts (system mappings can only be turned on or
@@ -96,10 +102,9 @@ pub async fn update(
     mapping: &store::mapping::NewMapping<'_>,
     actor: &str,
 ) -> Result<(), MappingError> {
-    let new = store::mapping::NewMapping { path: checked_path(mapping.path)?, ..mapping.clone() };
-    let (source, path, indicator_type) = (new.source, new.path, new.indicator_type);
+    let mapping = checked(mapping)?;
     let mut tx = db.begin().await?;
-    match store::mapping::update_custom(&mut *tx, indicator_mapping_id, &new).await {
+    match store::mapping::update_custom(&mut *tx, indicator_mapping_id, &mapping).await {
         Ok(true) => {}
         Ok(false) => return Err(MappingError::NotFound(indicator_mapping_id)),
         Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
@@ -107,10 +112,7 @@ pub async fn update(
         }
         Err(error) => return Err(error.into()),
     }
-    let details = serde_json::json!({
-        "indicator_mapping_id": indicator_mapping_id, "source": source.map(Source::as_str),
-        "path": path, "indicator_type": indicator_type.as_str(),
-    });
+    let details = audit_details(indicator_mapping_id, &mapping);
     store::activity::record(&mut *tx, None, "indicator_mapping.updated", actor, &details).await?;
     tx.commit().await?;
     Ok(())

@@ -528,33 +528,29 @@ impl Enricher {
                         done.extend(now.iter().copied().zip(results));
                         queue = later;
                     }
-                    Grant::Wait { retry_after } => {
+                    held_back => {
                         drop(local);
-                        let pause = retry_after.unwrap_or(SLOT_POLL);
+                        let pause = match held_back {
+                            Grant::Paused { retry_after }
+                            | Grant::Wait { retry_after: Some(retry_after) } => retry_after,
+                            _ => SLOT_POLL,
+                        };
                         if Instant::now() + pause > give_up_at {
-                            let reason = match retry_after {
-                                Some(_) => format!(
+                            let reason = match held_back {
+                                Grant::Paused { .. } => format!(
+                                    "the provider answered 429 and asked to wait {} s more",
+                                    pause.as_secs_f64().ceil()
+                                ),
+                                Grant::Wait { retry_after: Some(_) } => format!(
                                     "rate limit of {} calls a minute reached",
                                     spec.rate_limit_per_minute.unwrap_or_default()
                                 ),
-                                None => no_slot(),
+                                _ => no_slot(),
                             };
                             fail_rest(queue, &mut done, reason);
                             break;
                         }
                         tokio::time::sleep(pause).await;
-                    }
-                    Grant::Paused { retry_after } => {
-                        drop(local);
-                        if Instant::now() + retry_after > give_up_at {
-                            let reason = format!(
-                                "the provider answered 429 and asked to wait {} s more",
-                                retry_after.as_secs_f64().ceil()
-                            );
-                            fail_rest(queue, &mut done, reason);
-                            break;
-                        }
-                        tokio::time::sleep(retry_after).await;
                     }
                 }
             }

@@ -586,13 +586,7 @@ impl AdminMutation {
         definition: Json<serde_json::Value>,
         field_extractions: Option<Json<serde_json::Value>>,
     ) -> Result<EnrichmentProvider> {
-        let actor = require(ctx, Scope::Admin)?.name.as_str();
-        let db = &state(ctx)?.db;
-        registry::import(db, &definition.0, field_extractions.as_ref().map(|json| &json.0), actor)
-            .await
-            .map_err(registry_error)?;
-        let name = definition.0["provider_name"].as_str().unwrap_or_default().to_owned();
-        Ok(provider(&registry::find(db, &name).await.map_err(registry_error)?))
+        self.create_enrichment_provider(ctx, definition, field_extractions, None).await
     }
 
     /// Creates a provider from its definition (the format of `greynoise.provider.json`), with
